@@ -1,0 +1,475 @@
+"""The handbook runner: execute chapter notebooks with papermill and collect a report.
+
+Usage::
+
+    python -m helpers.run --params params/default.yaml [--out DIR] [--chapters 01,03]
+                          [-p name=value ...] [--on-error stop|continue]
+
+A params file looks like::
+
+    common:                      # passed to every notebook that declares the name
+      dataset: synthetic
+      analysis_date: "2025-12-31"
+      seed: 42
+    chapters:                    # per chapter, by notebook stem
+      02_lifecycle:
+        horizon_weeks: 52
+
+``-p name=value`` overrides a parameter in every selected chapter that declares it;
+``-p 02_lifecycle.name=value`` in that chapter only. Values are read as YAML scalars
+(``-p seed=7`` is an int, ``-p analysis_date=null`` is None). Every name is checked against the
+parameters the notebooks declare (``papermill.inspect_notebook``) before anything runs: an unknown
+name is an error, not a silent no-op.
+
+Each run writes to a new folder (default ``reports/<run date>/``; an existing folder is never
+reused: ``-2``, ``-3``, ... are appended): the executed notebooks, an HTML export of each, the
+exports of the chapters (``exports/``) and ``metrics.json`` (see :func:`summary`). A failing
+chapter keeps its partly executed notebook, is marked failed, and by default stops the run; the
+exit code is then 1 and the message names the chapter. Configuration errors exit with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Before anything imports jupyter_client: prefer the kernelspecs of this environment (the venv's
+# `python3`) over user-wide ones, and keep the debugger's frozen-modules notice off stderr.
+os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+from helpers.paths import NOTEBOOKS, REPORTS, ROOT  # noqa: E402
+
+KERNEL_NAME = "python3"
+LOCK_NAME = ".run.lock"
+COMMON_KEYS_RUNNER_SETS = ("export_dir",)
+VERSIONED_PACKAGES = (
+    "pandas", "numpy", "scipy", "scikit-learn", "statsmodels", "matplotlib", "seaborn",
+    "pyarrow", "lifelines", "papermill", "nbconvert", "nbclient", "ipykernel", "pyyaml",
+)
+
+
+class ConfigError(ValueError):
+    """A problem with the run configuration, found before any notebook runs."""
+
+
+@dataclass
+class ChapterResult:
+    """Outcome of one chapter."""
+
+    status: str = "not run"  # "ok" | "failed" | "not run"
+    seconds: float | None = None
+    error: str | None = None
+    sections_skipped: list[dict[str, str]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def status_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "seconds": self.seconds, "error": self.error,
+                "sections_skipped": self.sections_skipped}
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as papermill-friendly plain values (dates become 'YYYY-MM-DD' strings)."""
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_params(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Read a params YAML file into ``(common, chapters)`` (both empty for ``None``)."""
+    import yaml
+
+    if path is None:
+        return {}, {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"params file {path} must be a mapping with 'common' and 'chapters'")
+    unknown = set(raw) - {"common", "chapters"}
+    if unknown:
+        raise ConfigError(f"params file {path}: unknown top-level keys {sorted(unknown)} "
+                          "(expected 'common' and 'chapters')")
+    common = raw.get("common") or {}
+    chapters = raw.get("chapters") or {}
+    if not isinstance(common, Mapping) or not isinstance(chapters, Mapping):
+        raise ConfigError(f"params file {path}: 'common' and 'chapters' must be mappings")
+    for stem, section in chapters.items():
+        if section is not None and not isinstance(section, Mapping):
+            raise ConfigError(f"params file {path}: chapters.{stem} must be a mapping")
+    return _plain(dict(common)), {str(k): _plain(dict(v or {})) for k, v in chapters.items()}
+
+
+def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Parse ``-p name=value`` / ``-p stem.name=value`` into (global, per-chapter) overrides."""
+    import yaml
+
+    glob: dict[str, Any] = {}
+    scoped: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ConfigError(f"-p expects name=value; got {item!r}")
+        try:
+            value = _plain(yaml.safe_load(text)) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if "." in name:
+            stem, _, pname = name.partition(".")
+            scoped.setdefault(stem, {})[pname] = value
+        else:
+            glob[name] = value
+    return glob, scoped
+
+
+def discover(notebooks_dir: Path) -> dict[str, Path]:
+    """Chapter notebooks ``NN_name.ipynb`` in ``notebooks_dir``, by stem, in order."""
+    return {p.stem: p for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def select(available: Sequence[str], spec: str | None) -> list[str]:
+    """Chapters chosen by ``--chapters`` ("01,03" or full stems); all when ``spec`` is empty."""
+    if not spec:
+        return list(available)
+    chosen: list[str] = []
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        matches = [s for s in available if s == token or s.split("_", 1)[0] == token]
+        if not matches:
+            raise ConfigError(f"--chapters: no chapter {token!r}; available: "
+                              f"{', '.join(available)}")
+        chosen += [m for m in matches if m not in chosen]
+    return [s for s in available if s in chosen]
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """Parameters declared in a notebook's ``parameters`` cell, with their defaults."""
+    import papermill as pm
+
+    try:
+        info = pm.inspect_notebook(str(path))
+    except Exception as exc:  # a notebook papermill cannot read is a configuration error
+        raise ConfigError(f"cannot inspect {path.name}: {exc}") from None
+    return {name: spec.get("default") for name, spec in info.items()}
+
+
+@dataclass
+class Plan:
+    """What will run: chapters in order and the parameters each receives."""
+
+    chapters: list[str]
+    notebooks: dict[str, Path]
+    parameters: dict[str, dict[str, Any]]
+
+
+def plan_run(notebooks: Mapping[str, Path], selected: Sequence[str], common: Mapping[str, Any],
+             chapter_sections: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any],
+             scoped_overrides: Mapping[str, Mapping[str, Any]], export_dir: Path) -> Plan:
+    """Resolve every selected chapter's parameters, rejecting unknown names up front."""
+    declared = {stem: declared_parameters(path) for stem, path in notebooks.items()}
+    errors: list[str] = []
+    all_declared = set().union(*declared.values()) if declared else set()
+
+    for name in common:
+        if name not in all_declared:
+            errors.append(f"common parameter {name!r} is not declared by any notebook")
+    for source, sections in (("params file chapters", chapter_sections),
+                             ("-p", scoped_overrides)):
+        for stem, section in sections.items():
+            if stem not in declared:
+                errors.append(f"{source}: no chapter {stem!r} (available: "
+                              f"{', '.join(declared)})")
+                continue
+            for name in section:
+                if name not in declared[stem]:
+                    errors.append(f"{source}: {stem} declares no parameter {name!r} "
+                                  f"(it declares: {', '.join(declared[stem]) or 'none'})")
+    selected_declared = set().union(*(declared[s] for s in selected)) if selected else set()
+    for name in overrides:
+        if name not in selected_declared:
+            errors.append(f"-p {name}: no selected chapter declares a parameter {name!r}")
+    if errors:
+        raise ConfigError("unknown parameter names:\n  " + "\n  ".join(errors))
+
+    parameters: dict[str, dict[str, Any]] = {}
+    for stem in selected:
+        names = declared[stem]
+        params: dict[str, Any] = {}
+        if "export_dir" in names:
+            params["export_dir"] = str(export_dir)
+        params.update({k: v for k, v in common.items() if k in names})
+        params.update(chapter_sections.get(stem, {}))
+        params.update({k: v for k, v in overrides.items() if k in names})
+        params.update(scoped_overrides.get(stem, {}))
+        parameters[stem] = params
+    return Plan(list(selected), {s: notebooks[s] for s in selected}, parameters)
+
+
+# --------------------------------------------------------------------------------------------
+# output folder
+
+
+def create_run_dir(out: Path | None, today: _dt.date | None = None) -> Path:
+    """Create a new, empty run folder atomically; never reuse an existing one.
+
+    ``out`` defaults to ``reports/<today>``. When the folder exists, ``-2``, ``-3``, ... are
+    appended until ``mkdir`` succeeds (``mkdir`` is atomic, so two runs never share a folder).
+    """
+    base = Path(out) if out is not None else REPORTS / (today or _dt.date.today()).isoformat()
+    base = base.expanduser().absolute()
+    base.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = base, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+
+
+class RunLock:
+    """``<run dir>/.run.lock`` held while a run writes there (created exclusively)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+
+    def __enter__(self) -> RunLock:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            raise ConfigError(f"{self.path.parent} is locked by another run "
+                              f"({self.path.read_text(errors='replace').strip()})") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"pid {os.getpid()} since {_now()}\n")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# execution
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python and key package versions, for the record in ``metrics.json``."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _error_text(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    if ename:  # papermill.PapermillExecutionError
+        cell = getattr(exc, "exec_count", None)
+        where = f" (cell [{cell}])" if cell is not None else ""
+        return f"{ename}: {getattr(exc, 'evalue', '')}{where}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def execute_chapter(src: Path, dest: Path, parameters: Mapping[str, Any], cwd: Path,
+                    timeout: float | None = None) -> None:
+    """Run one notebook with papermill into ``dest`` (kernel and cwd passed explicitly)."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(src), str(dest), parameters=dict(parameters), kernel_name=KERNEL_NAME,
+        cwd=str(cwd), progress_bar=False, log_output=False, execution_timeout=timeout,
+        # keep the kernel's own start-up log (e.g. its transport notice) off the terminal
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
+
+
+def export_html(notebook: Path) -> Path:
+    """Write ``<notebook>.html`` next to an executed notebook (nbconvert's lab template)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    out = notebook.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[str, Any],
+            started: str, finished: str | None) -> dict[str, Any]:
+    """The ``metrics.json`` document.
+
+    ``chapters``: stem -> recorded metrics (``{}`` when none were recorded); ``status``: stem ->
+    ``{"status": "ok"|"failed"|"not run", "seconds", "error", "sections_skipped"}``;
+    ``parameters``: what each chapter received and where it came from; ``package_versions``;
+    ``started``/``finished`` (ISO 8601, ``finished`` is null while running).
+    """
+    return {
+        "chapters": {s: results[s].metrics for s in plan.chapters},
+        "status": {s: results[s].status_dict() for s in plan.chapters},
+        "parameters": {**run_info, "chapters": plan.parameters},
+        "package_versions": package_versions(),
+        "started": started,
+        "finished": finished,
+    }
+
+
+def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str = "stop",
+        cwd: Path = NOTEBOOKS, timeout: float | None = None, log=print) -> dict[str, ChapterResult]:
+    """Execute the plan into ``run_dir``; returns the result per chapter."""
+    from helpers.notebook import read_metrics
+
+    results = {s: ChapterResult() for s in plan.chapters}
+    started = _now()
+    metrics_path = run_dir / "metrics.json"
+    _write_json(metrics_path, summary(plan, results, run_info, started, None))
+    n = len(plan.chapters)
+    with RunLock(run_dir):
+        for i, stem in enumerate(plan.chapters, 1):
+            res = results[stem]
+            dest = run_dir / f"{stem}.ipynb"
+            log(f"[{i}/{n}] {stem} ...", end=" ", flush=True)
+            t0 = time.perf_counter()
+            try:
+                execute_chapter(plan.notebooks[stem], dest, plan.parameters[stem], cwd, timeout)
+                res.status = "ok"
+            except KeyboardInterrupt:
+                res.status, res.error = "failed", "interrupted"
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a chapter is reported
+                res.status, res.error = "failed", _error_text(exc)
+            finally:
+                res.seconds = round(time.perf_counter() - t0, 1)
+                if dest.exists():
+                    try:
+                        res.metrics, res.sections_skipped = read_metrics(dest)
+                        export_html(dest)
+                    except Exception as exc:  # noqa: BLE001
+                        if res.status == "ok":
+                            res.status, res.error = "failed", f"report: {_error_text(exc)}"
+                _write_json(metrics_path, summary(plan, results, run_info, started, None))
+            if res.status == "ok":
+                skipped = len(res.sections_skipped)
+                note = f" ({skipped} section{'s' * (skipped != 1)} skipped)" if skipped else ""
+                log(f"ok in {res.seconds:.1f} s{note}", flush=True)
+            else:
+                log(f"FAILED in {res.seconds:.1f} s: {res.error}", flush=True)
+                if on_error == "stop":
+                    break
+        _write_json(metrics_path, summary(plan, results, run_info, started, _now()))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.run",
+        description="Run the handbook's chapter notebooks with papermill and write a report "
+                    "folder (executed notebooks, HTML, exports, metrics.json).",
+    )
+    parser.add_argument("--params", default=None,
+                        help="params YAML file (common: ..., chapters: ...); "
+                             "e.g. params/default.yaml")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default reports/<run date>/; an existing folder is "
+                             "never reused: -2, -3, ... are appended)")
+    parser.add_argument("--chapters", default=None,
+                        help="comma-separated chapters to run, by number or stem (default: all)")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter (NAME or STEM.NAME); repeatable")
+    parser.add_argument("--on-error", choices=("stop", "continue"), default="stop",
+                        help="after a failing chapter: stop (default) or run the others")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="per-cell timeout in seconds (default: none)")
+    parser.add_argument("--notebooks-dir", default=str(NOTEBOOKS),
+                        help=argparse.SUPPRESS)  # for tests: run other notebooks
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    notebooks_dir = Path(args.notebooks_dir).absolute()
+    try:
+        notebooks = discover(notebooks_dir)
+        if not notebooks:
+            raise ConfigError(f"no chapter notebooks (NN_name.ipynb) in {notebooks_dir}")
+        common, sections = load_params(args.params)
+        glob, scoped = parse_overrides(args.parameter)
+        selected = select(list(notebooks), args.chapters)
+        # Validate everything before creating the output folder.
+        plan_run(notebooks, selected, common, sections, glob, scoped, Path("exports"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    run_dir = create_run_dir(Path(args.out) if args.out else None)
+    plan = plan_run(notebooks, selected, common, sections, glob, scoped, run_dir / "exports")
+    run_info = {
+        "params_file": args.params,
+        "overrides": list(args.parameter),
+        "common": common,
+        "chapters_selected": plan.chapters,
+        "out": str(run_dir),
+    }
+    try:
+        shown = run_dir.relative_to(Path.cwd())
+    except ValueError:
+        shown = run_dir
+    print(f"Running {len(plan.chapters)} chapter(s) into {shown}/", flush=True)
+    results = run(plan, run_dir, run_info, on_error=args.on_error, cwd=notebooks_dir,
+                  timeout=args.timeout)
+    failed = [s for s, r in results.items() if r.status == "failed"]
+    ok = sum(r.status == "ok" for r in results.values())
+    not_run = sum(r.status == "not run" for r in results.values())
+    print(f"Done: {ok} ok, {len(failed)} failed, {not_run} not run. "
+          f"Report: {shown}/ (metrics.json)", flush=True)
+    if failed:
+        for stem in failed:
+            print(f"error: chapter {stem} failed: {results[stem].error} "
+                  f"(partial notebook: {run_dir / (stem + '.ipynb')})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
