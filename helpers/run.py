@@ -105,7 +105,7 @@ def load_params(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], di
         raise ConfigError(f"params file not found: {path}")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"params file {path} must be a mapping with 'common' and 'chapters'")
@@ -136,7 +136,7 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, dic
             raise ConfigError(f"-p expects name=value; got {item!r}")
         try:
             value = _plain(yaml.safe_load(text)) if text.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # e.g. 2025-13-01: pass the text on as given
             value = text
         if "." in name:
             stem, _, pname = name.partition(".")

@@ -1,0 +1,260 @@
+"""The runner (helpers.run): configuration checks, run folders, and end-to-end runs.
+
+The end-to-end tests run the real chapter notebooks through the command line
+(``python -m helpers.run``) on a small synthetic dataset generated for the test session.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import run
+from helpers.notebook import CHAPTER_METRICS
+from helpers.paths import NOTEBOOKS, PARAMS, ROOT
+
+STEMS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+SMALL_CUSTOMERS = 600
+
+
+def cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m helpers.run`` from a folder that is not the project root."""
+    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1"}
+    return subprocess.run([sys.executable, "-m", "helpers.run", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=os.sep, env=env)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """A small synthetic dataset (same generator as data/synthetic) in a temporary folder."""
+    from helpers import synth
+
+    out = tmp_path_factory.mktemp("data") / "synthetic_small"
+    synth.write_dataset(synth.generate(n_customers=SMALL_CUSTOMERS, seed=7), out)
+    return out
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def test_six_chapters_are_discovered():
+    assert STEMS == sorted(CHAPTER_METRICS)
+    assert list(run.discover(NOTEBOOKS)) == STEMS
+
+
+def test_shipped_params_files_are_valid_for_the_notebooks():
+    notebooks = run.discover(NOTEBOOKS)
+    for name in ("default", "cdnow", "online_retail_ii", "small"):
+        common, sections = run.load_params(PARAMS / f"{name}.yaml")
+        assert {"dataset", "analysis_date", "seed"} <= set(common), name
+        plan = run.plan_run(notebooks, STEMS, common, sections, {}, {}, Path("/x/exports"))
+        for stem in STEMS:
+            assert plan.parameters[stem]["dataset"] == common["dataset"]
+            assert plan.parameters[stem]["export_dir"] == "/x/exports"
+    assert run.load_params(PARAMS / "cdnow.yaml")[0]["analysis_date"] == "1998-06-30"
+    assert run.load_params(PARAMS / "online_retail_ii.yaml")[0]["dataset"] == "online_retail_ii"
+
+
+def test_load_params_errors(tmp_path):
+    with pytest.raises(run.ConfigError, match="not found"):
+        run.load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("commons:\n  seed: 1\n")
+    with pytest.raises(run.ConfigError, match="unknown top-level keys"):
+        run.load_params(bad)
+    bad.write_text("common: [1, 2]\n")
+    with pytest.raises(run.ConfigError, match="must be mappings"):
+        run.load_params(bad)
+    dates = tmp_path / "dates.yaml"
+    dates.write_text("common:\n  analysis_date: 2011-12-09\n")  # unquoted: YAML reads a date
+    assert run.load_params(dates)[0] == {"analysis_date": "2011-12-09"}
+
+
+def test_parse_overrides_types_and_scopes():
+    glob, scoped = run.parse_overrides(
+        ["seed=7", "analysis_date=2011-12-09", "dataset=cdnow_sample", "x=null",
+         "02_lifecycle.horizon=1.5", "flag=true"])
+    assert glob == {"seed": 7, "analysis_date": "2011-12-09", "dataset": "cdnow_sample",
+                    "x": None, "flag": True}
+    assert scoped == {"02_lifecycle": {"horizon": 1.5}}
+    # not a real date: passed on as text, for the notebook's setup() to reject clearly
+    assert run.parse_overrides(["analysis_date=2025-13-01"])[0] == {"analysis_date": "2025-13-01"}
+    with pytest.raises(run.ConfigError, match="name=value"):
+        run.parse_overrides(["seed"])
+
+
+def test_select_chapters():
+    assert run.select(STEMS, None) == STEMS
+    assert run.select(STEMS, "03,01") == ["01_user_portrait", "03_rfm_segments"]
+    assert run.select(STEMS, "02_lifecycle") == ["02_lifecycle"]
+    with pytest.raises(run.ConfigError, match="no chapter '09'"):
+        run.select(STEMS, "09")
+
+
+def test_unknown_names_are_rejected_up_front():
+    notebooks = run.discover(NOTEBOOKS)
+    ok = {"dataset": "synthetic", "seed": 1}
+    with pytest.raises(run.ConfigError, match="common parameter 'datset'"):
+        run.plan_run(notebooks, STEMS, {"datset": "x"}, {}, {}, {}, Path("e"))
+    with pytest.raises(run.ConfigError, match="02_lifecycle declares no parameter 'bogus'"):
+        run.plan_run(notebooks, STEMS, ok, {"02_lifecycle": {"bogus": 1}}, {}, {}, Path("e"))
+    with pytest.raises(run.ConfigError, match="no chapter '07_extra'"):
+        run.plan_run(notebooks, STEMS, ok, {"07_extra": {"seed": 1}}, {}, {}, Path("e"))
+    with pytest.raises(run.ConfigError, match="-p bogus"):
+        run.plan_run(notebooks, STEMS, ok, {}, {"bogus": 1}, {}, Path("e"))
+    with pytest.raises(run.ConfigError, match="-p: 03_rfm_segments declares no parameter 'zz'"):
+        run.plan_run(notebooks, STEMS, ok, {}, {}, {"03_rfm_segments": {"zz": 1}}, Path("e"))
+
+
+def test_parameter_precedence():
+    notebooks = run.discover(NOTEBOOKS)
+    plan = run.plan_run(notebooks, ["01_user_portrait", "02_lifecycle"],
+                        {"dataset": "a", "seed": 1}, {"02_lifecycle": {"seed": 2}},
+                        {"dataset": "b"}, {"02_lifecycle": {"seed": 3}}, Path("/o/exports"))
+    assert plan.parameters["01_user_portrait"] == {"export_dir": "/o/exports", "dataset": "b",
+                                                   "seed": 1}
+    assert plan.parameters["02_lifecycle"] == {"export_dir": "/o/exports", "dataset": "b",
+                                               "seed": 3}
+
+
+def test_cli_rejects_unknown_names_before_creating_anything(tmp_path):
+    out = tmp_path / "run"
+    res = cli("--params", str(PARAMS / "small.yaml"), "--out", str(out), "-p", "bogus=1")
+    assert res.returncode == 2
+    assert "-p bogus: no selected chapter declares a parameter 'bogus'" in res.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- run folders
+
+
+def test_run_folders_are_dated_and_never_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "REPORTS", tmp_path / "reports")
+    day = dt.date(2026, 3, 1)
+    first = run.create_run_dir(None, today=day)
+    (first / "keep.txt").write_text("first run")
+    second = run.create_run_dir(None, today=day)
+    third = run.create_run_dir(None, today=day)
+    assert [p.name for p in (first, second, third)] == ["2026-03-01", "2026-03-01-2",
+                                                        "2026-03-01-3"]
+    assert (first / "keep.txt").read_text() == "first run"
+    assert run.create_run_dir(tmp_path / "mine").name == "mine"
+    assert run.create_run_dir(tmp_path / "mine").name == "mine-2"
+
+
+def test_lock_file_excludes_a_second_writer(tmp_path):
+    with run.RunLock(tmp_path):
+        assert (tmp_path / run.LOCK_NAME).exists()
+        with pytest.raises(run.ConfigError, match="locked by another run"):
+            with run.RunLock(tmp_path):
+                pass
+    assert not (tmp_path / run.LOCK_NAME).exists()
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_full_run_on_small_data(small_dataset, tmp_path):
+    out = tmp_path / "report"
+    res = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+              "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for i, stem in enumerate(STEMS, 1):
+        assert f"[{i}/6] {stem} ... ok in " in res.stdout
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [f"{s}.ipynb" for s in STEMS]
+    assert sorted(p.name for p in out.glob("*.html")) == [f"{s}.html" for s in STEMS]
+    assert not (out / run.LOCK_NAME).exists()
+
+    doc = json.loads((out / "metrics.json").read_text())
+    assert set(doc) == {"chapters", "status", "parameters", "package_versions", "started",
+                        "finished"}
+    assert sorted(doc["chapters"]) == STEMS
+    for stem in STEMS:
+        assert set(CHAPTER_METRICS[stem]) <= set(doc["chapters"][stem]), stem
+        for value in doc["chapters"][stem].values():
+            assert value is None or isinstance(value, (int, float, str, bool))
+        status = doc["status"][stem]
+        assert status["status"] == "ok" and status["error"] is None
+        assert status["seconds"] > 0 and isinstance(status["sections_skipped"], list)
+        params = doc["parameters"]["chapters"][stem]
+        assert params["dataset"] == str(small_dataset)
+        assert params["export_dir"] == str(out / "exports")
+    assert doc["package_versions"]["pandas"] and doc["package_versions"]["python"]
+    assert doc["started"] <= doc["finished"]
+
+    # the executed notebooks carry the injected parameters and ran in notebooks/
+    nb = nbformat.read(out / "01_user_portrait.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and str(small_dataset) in injected[0].source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["papermill"]["cwd"] == str(NOTEBOOKS)
+
+
+@pytest.mark.slow
+def test_failing_chapter_stops_the_run_and_keeps_its_notebook(small_dataset, tmp_path):
+    out = tmp_path / "failing"
+    res = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+              "--chapters", "02,03", "-p", "02_lifecycle.seed=-1", "--out", str(out))
+    assert res.returncode == 1
+    assert "chapter 02_lifecycle failed" in res.stderr
+    assert "[1/2] 02_lifecycle ... FAILED" in res.stdout
+    assert "03_rfm_segments ..." not in res.stdout
+    # the partly executed notebook is kept, with the error in it
+    nb = nbformat.read(out / "02_lifecycle.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "ValueError"
+    assert (out / "02_lifecycle.html").exists()
+    assert not (out / "03_rfm_segments.ipynb").exists()
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["status"]["02_lifecycle"]["status"] == "failed"
+    assert "seed" in doc["status"]["02_lifecycle"]["error"]
+    assert doc["status"]["03_rfm_segments"]["status"] == "not run"
+    assert doc["chapters"] == {"02_lifecycle": {}, "03_rfm_segments": {}}
+    assert doc["finished"] is not None
+
+    # a second run with the same output folder writes next to it, never over it
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    res2 = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+               "--chapters", "03", "--on-error", "continue", "--out", str(out))
+    assert res2.returncode == 0, res2.stdout + res2.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    second = out.with_name(out.name + "-2")
+    assert sorted(p.name for p in second.iterdir()) == [
+        "03_rfm_segments.html", "03_rfm_segments.ipynb", "metrics.json"]
+    doc2 = json.loads((second / "metrics.json").read_text())
+    assert doc2["status"]["03_rfm_segments"]["status"] == "ok"
+    assert set(CHAPTER_METRICS["03_rfm_segments"]) <= set(doc2["chapters"]["03_rfm_segments"])
+
+
+@pytest.mark.slow
+def test_on_error_continue_runs_the_rest(small_dataset, tmp_path):
+    out = tmp_path / "continue"
+    res = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+              "--chapters", "01,06", "-p", "01_user_portrait.analysis_date=2025-13-01",
+              "--on-error", "continue", "--out", str(out))
+    assert res.returncode == 1
+    assert "chapter 01_user_portrait failed" in res.stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["status"]["01_user_portrait"]["status"] == "failed"
+    assert doc["status"]["06_loyalty_roi"]["status"] == "ok"
+    assert (out / "06_loyalty_roi.html").exists()
+
+
+def test_root_notebooks_are_built_from_the_sources():
+    """Each committed notebook has a source, and the chapter template's parameters."""
+    import papermill as pm
+
+    sources = sorted(p.stem for p in (ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+    assert sources == STEMS
+    for stem in STEMS:
+        declared = pm.inspect_notebook(str(NOTEBOOKS / f"{stem}.ipynb"))
+        assert {"dataset", "analysis_date", "seed", "export_dir"} <= set(declared), stem
+        assert declared["dataset"]["default"] == '"synthetic"'
