@@ -1,0 +1,172 @@
+"""The :class:`Dataset` returned by :func:`load_dataset`, and :class:`Truth` (synthetic data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pandas as pd
+
+from helpers.contract import CAPABILITIES, TABLES
+
+from .config import DatasetConfig, parse_config, resolve
+from .errors import DataContractError
+from .formats import Builder
+from .rules import RuleBook
+from .validate import ISSUE_COLUMNS, QUALITY_COLUMNS, Ledger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from helpers.synth import Truth
+
+
+@dataclass
+class Dataset:
+    """A loaded, validated dataset in contract form.
+
+    ``tables``      dict of contract table name -> DataFrame (contract columns only, contract
+                    dtypes, ``RangeIndex``);
+    ``quality``     one row per table: ``rows_in`` (rows read or derived), ``rows_kept``,
+                    ``rows_repaired`` (kept rows changed by a ``repair`` rule — a subset of
+                    ``rows_kept``), ``rows_set_aside``; always ``rows_in == rows_kept +
+                    rows_set_aside``;
+    ``issues``      one row per rule firing: ``table, column, rule, action, n_rows, examples``
+                    (besides the rules in :data:`helpers.data.rules.RULES`: ``parent_set_aside``
+                    for rows set aside with a set-aside parent, ``unused_column`` for source
+                    columns not mapped to the contract (dropped), ``empty_table``);
+    ``set_aside``   dict of table -> rows set aside, with a ``reason`` column; the index is the
+                    row's 0-based position in its source (for derived tables: in the derived
+                    table);
+    ``truth``       :class:`helpers.synth.Truth` (planted truth of synthetic data) when
+                    dataset.yaml names a ``truth`` folder, else ``None``.
+    """
+
+    name: str
+    description: str
+    format: str
+    timezone: str
+    currency: str | None
+    default_analysis_date: pd.Timestamp | None
+    data_end: pd.Timestamp | None
+    tables: dict[str, pd.DataFrame]
+    quality: pd.DataFrame
+    issues: pd.DataFrame
+    set_aside: dict[str, pd.DataFrame]
+    truth: "Truth | None" = None
+    path: Path | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+
+    # table shortcuts ------------------------------------------------------------------------
+    def _get(self, name: str) -> pd.DataFrame | None:
+        return self.tables.get(name)
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        return self.tables["orders"]
+
+    customers = property(lambda self: self._get("customers"))
+    order_lines = property(lambda self: self._get("order_lines"))
+    returns = property(lambda self: self._get("returns"))
+    products = property(lambda self: self._get("products"))
+    events = property(lambda self: self._get("events"))
+    loyalty = property(lambda self: self._get("loyalty"))
+    experiments = property(lambda self: self._get("experiments"))
+    surveys = property(lambda self: self._get("surveys"))
+
+    def has(self, table: str) -> bool:
+        """The table is present and non-empty."""
+        if table not in TABLES:
+            raise KeyError(f"{table!r} is not a contract table ({', '.join(TABLES)})")
+        df = self.tables.get(table)
+        return df is not None and len(df) > 0
+
+    def supports(self, capability: str) -> bool:
+        """All tables that ``capability`` (see ``contract.CAPABILITIES``) needs are present."""
+        if capability not in CAPABILITIES:
+            raise KeyError(f"unknown capability {capability!r} ({', '.join(CAPABILITIES)})")
+        return all(self.has(t) for t in CAPABILITIES[capability])
+
+    # reports --------------------------------------------------------------------------------
+    def report(self, max_issues: int | None = None) -> str:
+        """Plain-text data-quality report: header, quality table, issues (deterministic)."""
+        head = [f"Dataset {self.name!r} (format {self.format}, time zone {self.timezone}, "
+                f"currency {self.currency or '-'}, default analysis date "
+                f"{self.default_analysis_date.date() if self.default_analysis_date is not None else '-'})"]
+        q = self.quality.copy()
+        head.append("\nRows per table (rows_in = rows_kept + rows_set_aside; repaired rows are kept):")
+        head.append(q.to_string(index=False))
+        if len(self.issues):
+            issues = self.issues if max_issues is None else self.issues.head(max_issues)
+            head.append(f"\nIssues ({len(self.issues)}):")
+            with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+                head.append(issues.to_string(index=False))
+            if max_issues is not None and len(self.issues) > max_issues:
+                head.append(f"... {len(self.issues) - max_issues} more (see ds.issues)")
+        else:
+            head.append("\nNo issues.")
+        reasons = self.set_aside_reasons()
+        if len(reasons):
+            head.append("\nRows set aside, by reason:")
+            head.append(reasons.to_string(index=False))
+        return "\n".join(head)
+
+    def set_aside_reasons(self) -> pd.DataFrame:
+        """Counts of set-aside rows per table and reason."""
+        rows = []
+        for table, df in self.set_aside.items():
+            if len(df):
+                for reason, n in df["reason"].value_counts(sort=False).items():
+                    rows.append(dict(table=table, reason=reason, n_rows=int(n)))
+        return pd.DataFrame(rows, columns=["table", "reason", "n_rows"])
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.tables.items())
+        return f"<Dataset {self.name!r} ({self.format}): {sizes}>"
+
+
+def load_dataset(name_or_path: str | Path, *, rules: Mapping[str, str] | None = None) -> Dataset:
+    """Load and validate a dataset by name (``data/<name>/dataset.yaml``) or path.
+
+    ``name_or_path``: a dataset name, a path to a ``dataset.yaml`` (or another ``*.yaml`` with a
+    ``format`` key), or a folder holding a ``dataset.yaml``. ``rules``: settings that override
+    the ``rules:`` of dataset.yaml (e.g. ``{"exact_duplicate": "error"}``).
+
+    Raises :class:`~helpers.data.errors.DataContractError` (a ``ValueError``) for schema-level
+    problems and for row-level problems whose rule says ``error``; the message names the table,
+    column, problem, number of rows, example values and a fix.
+    """
+    cfg = parse_config(resolve(name_or_path))
+    return load_config(cfg, rules=rules)
+
+
+def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None) -> Dataset:
+    """Load a parsed :class:`DatasetConfig` (see :func:`load_dataset`)."""
+    book = RuleBook(cfg.rules).updated(rules)
+    ledger = Ledger(book, cfg.name)
+    builder = Builder(cfg, ledger)
+    if cfg.format == "tables":
+        tables = builder.build_tables()
+    elif cfg.format == "transactions":
+        tables = builder.build_transactions()
+    else:
+        tables = builder.build_lines()
+    ledger.raise_errors()
+    quality = ledger.quality(tables)
+    set_aside = ledger.set_aside_frames()
+    ordered = {t: tables[t].reset_index(drop=True) for t in TABLES if t in tables}
+    truth = None
+    if cfg.truth is not None:
+        if not (cfg.truth / "customers.parquet").exists():
+            raise DataContractError(f"{cfg.path}: truth folder {cfg.truth} has no "
+                                    "customers.parquet.")
+        from helpers.synth import Truth  # the lead's truth reader (synthetic data only)
+
+        truth = Truth.load(cfg.truth)
+    return Dataset(name=cfg.name, description=cfg.description, format=cfg.format,
+                   timezone=cfg.timezone, currency=cfg.currency,
+                   default_analysis_date=cfg.analysis_date, data_end=cfg.data_end,
+                   tables=ordered, quality=quality,
+                   issues=ledger.issues_frame(), set_aside=set_aside, truth=truth,
+                   path=cfg.path, rules=dict(book.settings))
+
+
+__all__ = ["Dataset", "load_dataset", "load_config", "ISSUE_COLUMNS", "QUALITY_COLUMNS"]

@@ -1,0 +1,360 @@
+"""Row-level validation with full row accounting.
+
+A :class:`Ledger` follows every row of every table from the source to its fate:
+
+* ``rows_in``        rows that entered the table (read from the source, or derived);
+* ``rows_kept``      rows in the loaded table;
+* ``rows_set_aside`` rows moved to ``Dataset.set_aside[table]`` with a ``reason``;
+* ``rows_repaired``  kept rows that a rule changed (a *subset* of ``rows_kept``).
+
+``rows_in == rows_kept + rows_set_aside`` holds for every table; :meth:`Ledger.quality` checks it.
+Rows rejected by an ``error`` rule are collected and raised together as one
+:class:`~helpers.data.errors.DataContractError` at the end of loading.
+
+Checks run per table in this order; a row is reported under the first check it fails:
+``exact_duplicate`` -> ``missing_value`` -> ``non_product_code`` (format ``lines``) ->
+``negative_value`` / ``zero_value`` / ``out_of_range`` / ``invalid_code`` -> ``future_date`` ->
+``duplicate_key``; then across tables ``orphan_key`` (children of set-aside rows are set aside with
+reason "<parent> row set aside").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from helpers.contract import TABLES, Column
+
+from .errors import DataContractError, Problem, examples
+from .rules import PARENT_SET_ASIDE, RULES, RuleBook
+
+ISSUE_COLUMNS = ["table", "column", "rule", "action", "n_rows", "examples"]
+QUALITY_COLUMNS = ["table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"]
+
+
+@dataclass
+class TableBook:
+    """Accounting of one table."""
+
+    table: str
+    rows_in: int = 0
+    derived: bool = False
+    parts: list[pd.DataFrame] = field(default_factory=list)
+    repaired: list[pd.Index] = field(default_factory=list)
+    rejected: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def n_set_aside(self) -> int:
+        return int(sum(len(p) for p in self.parts))
+
+    @property
+    def n_rejected(self) -> int:
+        return int(sum(len(p) for p in self.rejected))
+
+    def set_aside_keys(self, column: str) -> pd.Series:
+        frames = [p[column] for p in self.parts + self.rejected if column in p.columns]
+        return (pd.concat(frames, ignore_index=True) if frames
+                else pd.Series([], dtype=pd.StringDtype("pyarrow")))
+
+
+class Ledger:
+    """Records the fate of every row, the issues found and the errors to raise."""
+
+    def __init__(self, rules: RuleBook, dataset: str):
+        self.rules = rules
+        self.dataset = dataset
+        self.books: dict[str, TableBook] = {}
+        self.issues: list[dict[str, object]] = []
+        self.errors: list[Problem] = []
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def start(self, table: str, rows_in: int, *, derived: bool = False) -> None:
+        book = self.books.setdefault(table, TableBook(table, derived=derived))
+        book.rows_in += int(rows_in)
+
+    def issue(self, table: str, column: str | None, rule: str, action: str, n_rows: int,
+              ex: Iterable[str] = ()) -> None:
+        self.issues.append(dict(table=table, column=column or "", rule=rule, action=action,
+                                n_rows=int(n_rows), examples=", ".join(ex)))
+
+    def set_aside(self, table: str, rows: pd.DataFrame, reason: str) -> None:
+        if len(rows):
+            self.books[table].parts.append(rows.assign(reason=reason))
+
+    def repaired(self, table: str, index: pd.Index) -> None:
+        self.books[table].repaired.append(index)
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise DataContractError(self.errors, dataset=self.dataset)
+
+    # -- applying a rule -----------------------------------------------------------------------
+    def act(self, table: str, df: pd.DataFrame, mask: pd.Series, rule: str,
+            column: Column | None, problem: str, *,
+            example_cols: Sequence[str] | None = None,
+            repair: Callable[[pd.DataFrame, pd.Series], pd.DataFrame] | None = None,
+            reason: str | None = None, column_label: str | None = None) -> pd.DataFrame:
+        """Apply ``rule`` to the rows of ``df`` selected by ``mask``; return the rows kept."""
+        mask = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+        n = int(mask.sum())
+        if n == 0:
+            return df
+        action = self.rules.action(rule, table, column)
+        cols = list(example_cols) if example_cols else ([column.name] if column is not None
+                                                         else list(df.columns[:3]))
+        ex = examples(df.loc[mask, cols] if len(cols) > 1 else df.loc[mask, cols[0]])
+        colname = column_label or (column.name if column is not None else (
+            ", ".join(example_cols) if example_cols else None))
+        if action == "keep" and rule == "missing_value" and column is not None and column.required:
+            raise DataContractError(f"rules: '{rule}: keep' cannot apply to required column "
+                                    f"{table}.{column.name}; use error or set_aside.")
+        if action == "repair" and repair is None:
+            raise DataContractError(f"rules: '{rule}: repair' is not possible for "
+                                    f"{table}.{colname}; use {', '.join(a for a in RULES[rule].actions if a != 'repair')}.")
+        self.issue(table, colname, rule, action, n, ex)
+        if action == "error":
+            self.errors.append(Problem(table, colname, problem, n, ex,
+                                       self.rules.fix_hint(rule, table, colname), rule, len(df)))
+            self.books[table].rejected.append(df[mask])
+            return df[~mask]
+        if action == "set_aside":
+            text = reason or RULES[rule].reason.format(column=(colname or "").replace("_", " "))
+            self.set_aside(table, df[mask], text)
+            return df[~mask]
+        if action == "repair":
+            assert repair is not None
+            self.repaired(table, df.index[mask])
+            return repair(df, mask)
+        return df  # keep
+
+    # -- results -------------------------------------------------------------------------------
+    def quality(self, kept: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """The quality table; asserts ``rows_in == rows_kept + rows_set_aside`` for every table."""
+        rows = []
+        for name in list(TABLES) + [t for t in self.books if t not in TABLES]:
+            if name not in self.books:
+                continue
+            book = self.books[name]
+            df = kept.get(name)
+            n_kept = 0 if df is None else len(df)
+            rep = (pd.Index(np.unique(np.concatenate([np.asarray(i) for i in book.repaired])))
+                   if book.repaired else pd.Index([]))
+            n_rep = 0 if df is None else int(pd.Index(df.index).isin(rep).sum())
+            rows.append(dict(table=name, rows_in=book.rows_in, rows_kept=n_kept,
+                             rows_repaired=n_rep, rows_set_aside=book.n_set_aside))
+            if book.rows_in != n_kept + book.n_set_aside + book.n_rejected:
+                raise AssertionError(f"row accounting broken for {name}: in={book.rows_in} "
+                                     f"kept={n_kept} set aside={book.n_set_aside} "
+                                     f"rejected={book.n_rejected}")
+        return pd.DataFrame(rows, columns=QUALITY_COLUMNS)
+
+    def issues_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.issues, columns=ISSUE_COLUMNS)
+
+    def set_aside_frames(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for name, book in self.books.items():
+            if book.parts:
+                out[name] = pd.concat(book.parts).sort_index(kind="stable")
+            else:
+                out[name] = pd.DataFrame(columns=["reason"])
+        return out
+
+
+# -- per-table checks ---------------------------------------------------------------------------
+def _set_na(column: str) -> Callable[[pd.DataFrame, pd.Series], pd.DataFrame]:
+    def fix(df: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+        df = df.copy()
+        df.loc[mask, column] = pd.NA if df[column].dtype != "float64" else np.nan
+        return df
+    return fix
+
+
+def _key_label(key: Sequence[str]) -> str:
+    return ", ".join(key)
+
+
+def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[Column],
+               key: Sequence[str], *, limit: pd.Timestamp, limit_label: str,
+               duplicate_ignore: Sequence[str] = (),
+               non_product: pd.Series | None = None, non_product_column: Column | None = None,
+               merge_lines: bool = False, example_key: Sequence[str] = ()) -> pd.DataFrame:
+    """Run the row-level checks on one table (``columns``: the contract columns it carries).
+
+    ``key``: the table's unique key (rule ``duplicate_key``); ``example_key``: columns that
+    identify a row in messages when there is no key; ``duplicate_ignore``: columns left out of
+    the exact-duplicate comparison; ``non_product``: mask of non-product lines (format lines);
+    ``merge_lines``: ``duplicate_key: repair`` merges lines instead of keeping the first.
+    """
+    present = [c for c in columns if c.name in df.columns]
+    key = [k for k in key if k in df.columns]
+    ex_cols = key or [k for k in example_key if k in df.columns] or [c.name for c in present[:2]]
+
+    # 1. exact duplicates
+    dup_cols = [c for c in df.columns if c not in duplicate_ignore]
+    if len(df) and dup_cols:
+        mask = df.duplicated(subset=dup_cols, keep="first")
+        df = ledger.act(table, df, mask, "exact_duplicate", None,
+                        "rows identical to an earlier row", example_cols=ex_cols,
+                        column_label="(all columns)")
+
+    # 2. missing values
+    for col in present:
+        mask = df[col.name].isna()
+        if not mask.any():
+            continue
+        if col.required or not col.nullable:
+            df = ledger.act(table, df, mask, "missing_value", col,
+                            f"missing values in required column {col.name!r}",
+                            example_cols=[c for c in ex_cols if c != col.name] or None,
+                            reason=f"no {col.name.replace('_', ' ')}")
+        else:
+            action = ledger.rules.action("missing_value", table, col)
+            if action == "keep":
+                ledger.issue(table, col.name, "missing_value", "keep", int(mask.sum()))
+            else:
+                df = ledger.act(table, df, mask, "missing_value", col,
+                                f"missing values in column {col.name!r}",
+                                example_cols=[c for c in ex_cols if c != col.name] or None,
+                                reason=f"no {col.name.replace('_', ' ')}")
+
+    # 3. non-product codes (format lines)
+    if non_product is not None:
+        mask = non_product.reindex(df.index, fill_value=False)
+        df = ledger.act(table, df, mask, "non_product_code", non_product_column,
+                        "non-product codes")
+
+    # 4. values
+    for col in present:
+        s = df[col.name]
+        if col.kind in ("float", "int"):
+            if col.positive:
+                df = ledger.act(table, df, s < 0, "negative_value", col,
+                                f"negative values in {col.name!r} (must be > 0)")
+                s = df[col.name]
+                df = ledger.act(table, df, s == 0, "zero_value", col,
+                                f"zero values in {col.name!r} (must be > 0)")
+                s = df[col.name]
+            lo, hi = col.min_value, col.max_value
+            if lo is not None or hi is not None:
+                mask = pd.Series(False, index=df.index)
+                if lo is not None:
+                    mask |= s < lo
+                if hi is not None:
+                    mask |= s > hi
+                rng = f"[{'' if lo is None else f'{lo:g}'}, {'' if hi is None else f'{hi:g}'}]"
+                df = ledger.act(table, df, mask, "out_of_range", col,
+                                f"values outside the allowed range {rng}",
+                                repair=_set_na(col.name))
+        elif col.kind == "category" and col.allowed:
+            mask = s.notna() & ~s.isin(col.allowed)
+            df = ledger.act(table, df, mask, "invalid_code", col,
+                            f"codes not in the allowed list ({', '.join(col.allowed)}); map them "
+                            "under 'codes' in dataset.yaml or", repair=_set_na(col.name))
+        elif col.kind == "timestamp":
+            pass
+
+    # 5. future dates
+    for col in present:
+        if col.kind == "timestamp":
+            mask = df[col.name] > limit
+            df = ledger.act(table, df, mask, "future_date", col,
+                            f"timestamps after the data end {limit_label}")
+
+    # 6. duplicate keys (non-identical rows sharing the key)
+    if key and len(df):
+        mask = df.duplicated(subset=key, keep=False)
+        if mask.any():
+            df = _duplicate_keys(ledger, table, df, mask, key, merge_lines)
+    return df
+
+
+def _duplicate_keys(ledger: Ledger, table: str, df: pd.DataFrame, mask: pd.Series,
+                    key: Sequence[str], merge_lines: bool) -> pd.DataFrame:
+    action = ledger.rules.action("duplicate_key", table, None)
+    n = int(mask.sum())
+    ex = examples(df.loc[mask, list(key)] if len(key) > 1 else df.loc[mask, key[0]])
+    label = _key_label(key)
+    ledger.issue(table, label, "duplicate_key", action, n, ex)
+    if action == "error":
+        ledger.errors.append(Problem(
+            table, label, f"rows share the unique key ({label}) but differ in other columns", n,
+            ex, ledger.rules.fix_hint("duplicate_key", table, None), "duplicate_key", len(df)))
+        ledger.books[table].rejected.append(df[mask])
+        return df[~mask]
+    if action == "set_aside":
+        ledger.set_aside(table, df[mask], "duplicate key")
+        return df[~mask]
+    # repair
+    first = ~df.duplicated(subset=key, keep="first")
+    extra = mask & ~first
+    if merge_lines and {"quantity", "unit_price"} <= set(df.columns):
+        sub = df.loc[mask, list(key) + ["quantity", "unit_price"]]
+        value = sub["quantity"] * sub["unit_price"]
+        agg = (sub.assign(_value=value).groupby(list(key), sort=False, observed=True)
+               [["quantity", "_value"]].sum())
+        survivors = df.loc[mask & first, list(key)]
+        merged = survivors.join(agg, on=list(key))
+        df = df.copy()
+        df.loc[merged.index, "quantity"] = merged["quantity"].to_numpy()
+        df.loc[merged.index, "unit_price"] = (merged["_value"] / merged["quantity"]).to_numpy()
+        reason = "merged into an earlier line (duplicate key)"
+    else:
+        reason = "duplicate key (first kept)"
+    ledger.repaired(table, df.index[mask & first])
+    ledger.set_aside(table, df[extra], reason)
+    return df[~extra]
+
+
+def isin(s: pd.Series, values: pd.Series) -> pd.Series:
+    """``s.isin(values)`` (missing values never match), fast for Arrow-backed strings."""
+    arrow = (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
+             and isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow")
+    if not arrow:
+        return s.isin(values.dropna()) & s.notna()
+    arr = s.array.__arrow_array__()
+    vs = pa.chunked_array(values.dropna().array.__arrow_array__()).combine_chunks().unique()
+    hit = pc.fill_null(pc.is_in(arr, value_set=vs), False)
+    return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+
+
+# -- foreign keys -------------------------------------------------------------------------------
+def check_foreign_keys(ledger: Ledger, tables: dict[str, pd.DataFrame],
+                       children: Sequence[str]) -> None:
+    """Orphan checks for ``children`` (in order), updating ``tables`` in place.
+
+    A child row whose parent key was set aside is set aside too (reason "<parent> row set aside");
+    a child row whose key exists nowhere in the parent table is governed by rule ``orphan_key``.
+    Foreign keys to a table the dataset lacks are not checked.
+    """
+    for child in children:
+        if child not in tables:
+            continue
+        spec = TABLES[child]
+        for column, parent in spec.foreign_keys.items():
+            df = tables[child]
+            if parent not in tables or column not in df.columns or not len(df):
+                continue
+            pkey = TABLES[parent].key[0]
+            vals = df[column]
+            known = isin(vals, tables[parent][pkey])
+            bad = vals.notna() & ~known
+            if not bad.any():
+                continue
+            cascade = bad & isin(vals, ledger.books[parent].set_aside_keys(pkey)) \
+                if parent in ledger.books else pd.Series(False, index=df.index)
+            if cascade.any():
+                n = int(cascade.sum())
+                ledger.issue(child, column, "parent_set_aside", "set_aside", n,
+                             examples(df.loc[cascade, column]))
+                ledger.set_aside(child, df[cascade], PARENT_SET_ASIDE.format(parent=parent))
+                df = df[~cascade]
+            orphan = bad.reindex(df.index) & ~cascade.reindex(df.index)
+            df = ledger.act(child, df, orphan, "orphan_key", spec.column(column),
+                            f"values not found in {parent}.{pkey}",
+                            reason=f"unknown {column.replace('_', ' ')}")
+            tables[child] = df
