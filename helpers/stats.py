@@ -262,6 +262,12 @@ def regression_adjusted_effect(y: ArrayLike, treated: ArrayLike, x: ArrayLike | 
     if X.ndim == 1:
         X = X[:, None]
     Xc = X - X.mean(axis=0)
+    keep: list[int] = []  # drop covariates that are constant or collinear with earlier ones
+    for j in range(Xc.shape[1]):
+        cand = np.column_stack([np.ones_like(t), t, Xc[:, keep + [j]]])
+        if np.linalg.matrix_rank(cand) == cand.shape[1]:
+            keep.append(j)
+    Xc = Xc[:, keep]
     design = np.column_stack([np.ones_like(t), t, Xc, Xc * t[:, None]])
     fit = sm.OLS(ya, design).fit(cov_type="HC2")
     est, se = float(fit.params[1]), float(fit.bse[1])
