@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "AXES", "DEFAULT_THRESHOLDS", "PLAYBOOK", "SEGMENT_MAP", "assign_segments",
+    "AXES", "DEFAULT_THRESHOLDS", "PLAYBOOK", "SEGMENT_MAP", "TIER_BENEFITS", "assign_segments",
     "check_segment_map", "kmeans_rfm", "member_tiers", "migration_matrix", "net_spend",
     "pareto_curve", "plot_segment_grid", "rate_with_ci", "rfm_table", "score_rfm",
     "segment_grid", "segment_summary", "top_share",
@@ -480,6 +480,20 @@ PLAYBOOK = pd.DataFrame(
     ],
     columns=["segment", "objective", "channel", "offer"],
 )
+
+
+#: Member tiers (会员等级) and what each tier adds on top of the segment's action (Guide 4.5).
+TIER_BENEFITS = pd.DataFrame(
+    [
+        ("silver", "银卡", "below the gold threshold",
+         "points on every order, birthday coupon; segment offers by SMS / push"),
+        ("gold", "金卡", "trailing net spend >= gold threshold",
+         "points x1.5, free shipping, member-day prices; win-back by e-mail + coupon"),
+        ("black", "黑卡", "trailing net spend >= black threshold",
+         "dedicated service, early access, exclusive events; win-back by personal call"),
+    ],
+    columns=["tier", "tier_zh", "rule", "benefits and outreach"],
+).set_index("tier")
 
 
 # --------------------------------------------------------------------------------------------

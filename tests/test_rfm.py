@@ -273,10 +273,9 @@ def test_kmeans_recovers_planted_groups_and_orders_labels():
 
 @pytest.fixture(scope="module")
 def synthetic():
-    data = pytest.importorskip("helpers.data")
-    if not hasattr(data, "load_dataset"):  # until the data layer lands
-        pytest.skip("helpers.data.load_dataset is not available yet")
-    return data.load_dataset("synthetic")
+    from helpers.data import load_dataset
+
+    return load_dataset("synthetic")
 
 
 def test_segments_line_up_with_truth(synthetic):
