@@ -1,0 +1,512 @@
+"""Customer lifecycle (客户生命周期): monthly KPIs, anomalous months, funnel, cohorts, lifecycle
+stages and their transitions, historical value and CLV tiers.
+
+Every function takes contract tables (``orders``, optionally ``returns``, ``events``,
+``customers``) and an ``analysis_date``; only data on or before the analysis *day* is used (an
+order at 23:59 on the analysis date counts). Results are plain DataFrames indexed by month
+(``pd.Period``), cohort, stage or group, ready for small rounded tables and plots.
+
+* :data:`KPI_DEFINITIONS`, :func:`monthly_kpis` — the KPI dashboard (Guide 1.3);
+* :func:`flag_anomalous_months` — robust z-score of the month-over-month log change (median and
+  MAD instead of mean and standard deviation, so the anomalies themselves do not hide in an
+  inflated spread); :func:`flag_anomalous_days` — the same score on each day's ratio to a centred
+  rolling median (finds festival peaks and dips that monthly totals smooth away);
+* :func:`funnel` — session funnel view -> add-to-cart -> purchase, overall or by a column;
+* :func:`cohort_matrix`, :func:`cohort_sizes`, :func:`retention_curves` — acquisition-month
+  cohorts (Growth 5.1-5.2);
+* :class:`StageRules`, :func:`lifecycle_stages`, :func:`transition_matrix`,
+  :func:`plot_stage_flows` — lifecycle stages with explicit, parameterized rules (Guide 2.2);
+* :func:`value_in_first_months` — historical value per customer over a fixed window after the
+  first purchase (comparable across cohorts); :func:`clv_tiers` — high / potential / low value
+  (Strategy 1.2).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------------------------
+# Small utilities
+# --------------------------------------------------------------------------------------------
+def _end_of_day(analysis_date) -> pd.Timestamp:
+    """The first instant after the analysis day (orders strictly before it count)."""
+    return pd.Timestamp(analysis_date).normalize() + pd.Timedelta(days=1)
+
+
+def _upto(df: pd.DataFrame, ts_col: str, analysis_date) -> pd.DataFrame:
+    return df[df[ts_col] < _end_of_day(analysis_date)]
+
+
+def last_complete_month(analysis_date) -> pd.Period:
+    """The analysis month if the analysis date is its last day, else the month before."""
+    d = pd.Timestamp(analysis_date).normalize()
+    m = d.to_period("M")
+    return m if (d + pd.Timedelta(days=1)).month != d.month else m - 1
+
+
+def first_purchase(orders: pd.DataFrame, analysis_date) -> pd.Series:
+    """First order timestamp per customer (orders up to the analysis day)."""
+    o = _upto(orders, "order_ts", analysis_date)
+    return o.groupby("customer_id")["order_ts"].min()
+
+
+# --------------------------------------------------------------------------------------------
+# KPI dashboard
+# --------------------------------------------------------------------------------------------
+#: KPI name -> (Chinese term, definition). Shown as the chapter's definition table.
+KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "active_customers": ("活跃客户数", "distinct customers with at least one order in the month"),
+    "new_customers": ("新客数", "active customers whose first order ever is in the month"),
+    "returning_customers": ("老客数", "active customers who had ordered before the month"),
+    "orders": ("订单数", "completed orders placed in the month"),
+    "gmv": ("成交额 GMV", "sum of order amounts in the month (before returns)"),
+    "aov": ("客单价 AOV", "GMV / orders"),
+    "repurchase_rate": ("复购率", "share of the month's active customers with 2+ orders in it"),
+    "returning_share": ("老客占比", "returning customers / active customers"),
+    "return_rate": ("退货率", "refunds booked in the month / GMV of the month"),
+    "conversion": ("转化率", "sessions with a purchase / sessions with a product view"),
+}
+
+
+def monthly_kpis(orders: pd.DataFrame, *, analysis_date, returns: pd.DataFrame | None = None,
+                 events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per calendar month up to the analysis date with the KPIs of
+    :data:`KPI_DEFINITIONS` (``return_rate``/``conversion`` are NaN without returns/events) and
+    ``complete`` (the month ended on or before the analysis date). ``events`` may be the events
+    table or a :func:`session_table`."""
+    o = _upto(orders, "order_ts", analysis_date)
+    if o.empty:
+        raise ValueError("no orders on or before the analysis date")
+    month = o["order_ts"].dt.to_period("M")
+    first_month = o.groupby("customer_id")["order_ts"].transform("min").dt.to_period("M")
+    per_cust = o.assign(month=month).groupby(["month", "customer_id"], observed=True).size()
+    g = o.assign(month=month).groupby("month")
+    new = first_month[month == first_month]
+    new_per_month = (pd.DataFrame({"m": new, "c": o.loc[new.index, "customer_id"]})
+                     .drop_duplicates().groupby("m").size())
+    out = pd.DataFrame({
+        "active_customers": g["customer_id"].nunique(),
+        "new_customers": new_per_month,
+        "orders": g.size(),
+        "gmv": g["amount"].sum(),
+    })
+    months = pd.period_range(out.index.min(), pd.Timestamp(analysis_date).to_period("M"), freq="M")
+    out = out.reindex(months).fillna(0)
+    out[["active_customers", "new_customers", "orders"]] = (
+        out[["active_customers", "new_customers", "orders"]].astype(int))
+    out.index.name = "month"
+    out["returning_customers"] = out["active_customers"] - out["new_customers"]
+    out["aov"] = out["gmv"] / out["orders"].replace(0, np.nan)
+    multi = (per_cust >= 2).groupby(level="month").sum().reindex(months, fill_value=0)
+    out["repurchase_rate"] = multi / out["active_customers"].replace(0, np.nan)
+    out["returning_share"] = out["returning_customers"] / out["active_customers"].replace(0, np.nan)
+    out["return_rate"] = np.nan
+    if returns is not None and len(returns):
+        r = _upto(returns, "return_ts", analysis_date)
+        refunds = r.groupby(r["return_ts"].dt.to_period("M"))["amount"].sum()
+        out["return_rate"] = refunds.reindex(months, fill_value=0) / out["gmv"].replace(0, np.nan)
+    out["conversion"] = np.nan
+    if events is not None and len(events):
+        f = funnel(events, analysis_date=analysis_date, by="month")
+        out["conversion"] = f["view_to_purchase"].reindex(months)
+    out["complete"] = out.index <= last_complete_month(analysis_date)
+    cols = ["active_customers", "new_customers", "returning_customers", "orders", "gmv", "aov",
+            "repurchase_rate", "returning_share", "return_rate", "conversion", "complete"]
+    return out[cols]
+
+
+def robust_z(values: pd.Series) -> pd.Series:
+    """(value - median) / (1.4826 * MAD); NaN where the MAD is zero."""
+    v = pd.Series(values, dtype=float)
+    med = v.median()
+    mad = (v - med).abs().median()
+    if not np.isfinite(mad) or mad == 0:
+        return pd.Series(np.nan, index=v.index)
+    return (v - med) / (1.4826 * mad)
+
+
+def flag_anomalous_months(kpis: pd.DataFrame, columns=("gmv", "orders", "active_customers"),
+                          threshold: float = 3.5) -> pd.DataFrame:
+    """Months whose month-over-month change is extreme, per KPI.
+
+    Method: ``change = log(x_t / x_{t-1})`` on complete months; its robust z-score (median and
+    1.4826 x MAD as centre and scale) flags ``|z| > threshold`` (3.5 is the usual cut-off of
+    Iglewicz & Hoaglin). Returns one row per month and KPI with value, change, z and flag.
+    A flagged month is a question, not an answer: festival peaks are expected anomalies.
+    """
+    k = kpis[kpis["complete"]] if "complete" in kpis else kpis
+    rows = []
+    for c in columns:
+        x = k[c].astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ch = np.log(x.where(x > 0)).diff()
+        z = robust_z(ch)
+        rows.append(pd.DataFrame({"kpi": c, "value": x, "mom_change": np.expm1(ch), "robust_z": z,
+                                  "anomalous": z.abs() > threshold}))
+    out = pd.concat(rows).reset_index()
+    return out.rename(columns={"index": "month"})
+
+
+def flag_anomalous_days(orders: pd.DataFrame, *, analysis_date, column: str = "amount",
+                        window: int = 29, threshold: float = 3.5) -> pd.DataFrame:
+    """Days whose value departs from the local level: the log ratio of the day's total to a
+    centred rolling median over ``window`` days (robust to the spikes themselves), scored by a
+    robust z over all days, flagged when ``|z| > threshold`` (the first and last ``window // 2``
+    days have no centred window and are not scored). ``column="orders"`` counts orders; order
+    counts are less heavy-tailed than GMV, so they are the better series for calendar effects.
+    Columns: value, baseline, ratio, robust_z, anomalous (indexed by day)."""
+    o = _upto(orders, "order_ts", analysis_date)
+    day = o["order_ts"].dt.normalize()
+    daily = (o.groupby(day).size() if column == "orders" else o.groupby(day)[column].sum())
+    days = pd.date_range(daily.index.min(), pd.Timestamp(analysis_date).normalize(), freq="D")
+    daily = daily.reindex(days, fill_value=0).astype(float)
+    base = daily.rolling(window, center=True, min_periods=window).median()  # edges unscored
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.log((daily + 1) / (base + 1))
+    z = robust_z(lr)
+    out = pd.DataFrame({"value": daily, "baseline": base, "ratio": np.exp(lr), "robust_z": z,
+                        "anomalous": z.abs() > threshold})
+    out.index.name = "day"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Funnel
+# --------------------------------------------------------------------------------------------
+FUNNEL_STEPS = ("view", "cart", "purchase")
+
+
+def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.DataFrame:
+    """One row per session (``session_id``; without it, a customer-day) with its first event's
+    time, channel and device and whether it has a view, cart and purchase event."""
+    e = _upto(events, "event_ts", analysis_date)
+    if start is not None:
+        e = e[e["event_ts"] >= pd.Timestamp(start)]
+    etype = e["event_type"].astype("object").to_numpy()
+    keep = np.isin(etype, FUNNEL_STEPS)
+    e = e[keep]
+    etype = etype[keep]
+    if "session_id" in e and e["session_id"].notna().all():
+        sess = e["session_id"]
+    else:
+        sess = e["customer_id"].astype(str) + "|" + e["event_ts"].dt.strftime("%Y-%m-%d")
+    codes, _ = pd.factorize(sess, sort=False)
+    n = int(codes.max()) + 1 if len(codes) else 0
+    order = np.argsort(e["event_ts"].to_numpy(), kind="stable")
+    _, first_pos = np.unique(codes[order], return_index=True)
+    first_rows = order[first_pos]  # row of each session's first event, sessions in code order
+    out = pd.DataFrame({"start": e["event_ts"].to_numpy()[first_rows]})
+    for col in ("channel", "device"):
+        if col in e:
+            out[col] = pd.Series(e[col].to_numpy()[first_rows], dtype="object").fillna("unknown")
+    for step in FUNNEL_STEPS:
+        flag = np.zeros(n, dtype=bool)
+        flag[codes[etype == step]] = True
+        out[step] = flag
+    return out
+
+
+def funnel(events: pd.DataFrame, *, analysis_date, by: str | None = None,
+           start=None) -> pd.DataFrame:
+    """Session funnel view -> add-to-cart -> purchase.
+
+    ``events`` is the events table or a :func:`session_table`. A session reaches a step if it has
+    at least one event of that type and reached the steps before it. ``by`` groups sessions by
+    ``"channel"``, ``"device"`` (of the session's first event) or ``"month"`` (its start).
+    Returns sessions, sessions at each step and the step conversion rates view->cart,
+    cart->purchase and view->purchase.
+    """
+    st = events if "view" in events.columns else session_table(events, analysis_date=analysis_date,
+                                                                start=start)
+    if by is None:
+        key = np.full(len(st), "all", dtype=object)
+    elif by == "month":
+        key = st["start"].dt.to_period("M")
+    elif by in st:
+        key = st[by]
+    else:
+        raise ValueError(f"cannot group the funnel by {by!r}")
+    v, c, p = st["view"], st["cart"], st["purchase"]
+    g = pd.DataFrame({"key": np.asarray(key), "sessions": 1, "view": v, "cart": v & c,
+                      "purchase_after_cart": v & c & p, "purchase": v & p}).groupby("key")
+    s = g.sum()
+    out = pd.DataFrame({
+        "sessions": s["sessions"], "view": s["view"], "cart": s["cart"], "purchase": s["purchase"],
+        "view_to_cart": s["cart"] / s["view"].replace(0, np.nan),
+        "cart_to_purchase": s["purchase_after_cart"] / s["cart"].replace(0, np.nan),
+        "view_to_purchase": s["purchase"] / s["view"].replace(0, np.nan),
+    })
+    out.index.name = by or "funnel"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Cohorts
+# --------------------------------------------------------------------------------------------
+def _cohort_frame(orders: pd.DataFrame, analysis_date) -> pd.DataFrame:
+    o = _upto(orders, "order_ts", analysis_date)
+    month = o["order_ts"].dt.to_period("M")
+    cohort = o.groupby("customer_id")["order_ts"].transform("min").dt.to_period("M")
+    age = (month.dt.year - cohort.dt.year) * 12 + (month.dt.month - cohort.dt.month)
+    return pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "cohort": cohort.to_numpy(),
+                         "age": age.to_numpy(), "amount": o["amount"].to_numpy()})
+
+
+def cohort_sizes(orders: pd.DataFrame, *, analysis_date) -> pd.Series:
+    """Number of customers whose first order is in each month."""
+    f = first_purchase(orders, analysis_date)
+    return f.dt.to_period("M").value_counts().sort_index().rename("customers")
+
+
+def cohort_matrix(orders: pd.DataFrame, *, analysis_date, measure: str = "customers",
+                  max_age: int | None = None) -> pd.DataFrame:
+    """Acquisition-month x months-since-first-order matrix.
+
+    ``measure="customers"``: share of the cohort with at least one order in month ``age``
+    (age 0 is 1 by definition); ``"revenue"``: revenue in month ``age`` per cohort customer;
+    ``"cumulative_revenue"``: revenue up to and including month ``age`` per cohort customer.
+    Cells whose calendar month is after the last complete month are NaN (not yet observed).
+    """
+    if measure not in ("customers", "revenue", "cumulative_revenue"):
+        raise ValueError(f"unknown measure {measure!r}")
+    cf = _cohort_frame(orders, analysis_date)
+    size = cf.groupby("cohort")["customer_id"].nunique()
+    if measure == "customers":
+        m = cf.groupby(["cohort", "age"])["customer_id"].nunique().unstack(fill_value=0)
+    else:
+        m = cf.groupby(["cohort", "age"])["amount"].sum().unstack(fill_value=0.0)
+    last = last_complete_month(analysis_date)
+    first = m.index.min()
+    span = max((last.year - first.year) * 12 + (last.month - first.month), int(cf["age"].max()))
+    ages = range(0, span + 1 if max_age is None else max_age + 1)
+    m = m.reindex(columns=list(ages), fill_value=0).div(size, axis=0).astype(float)
+    if measure == "cumulative_revenue":
+        m = m.cumsum(axis=1)
+    for cohort in m.index:
+        max_obs = (last.year - cohort.year) * 12 + (last.month - cohort.month)
+        m.loc[cohort, [a for a in m.columns if a > max_obs]] = np.nan
+    m.index.name = "cohort"
+    m.columns.name = "months_since_first_order"
+    return m
+
+
+def retention_curves(orders: pd.DataFrame, groups: pd.Series, *, analysis_date,
+                     max_age: int = 12) -> pd.DataFrame:
+    """Share of customers ordering in month ``age`` after their first, by group.
+
+    ``groups`` maps customer_id to a group (e.g. acquisition channel). For each age, only
+    cohorts that have been observed that long enter (no survivorship from the newest cohorts).
+    """
+    cf = _cohort_frame(orders, analysis_date)
+    cf = cf[cf["age"] <= max_age]
+    grp = groups.astype("object").reindex(cf["customer_id"].unique()).fillna("unknown")
+    cf["group"] = grp.reindex(cf["customer_id"]).to_numpy()
+    last = last_complete_month(analysis_date)
+    first = cf.groupby("customer_id").agg(cohort=("cohort", "first"), group=("group", "first"))
+    first["observed"] = [(last.year - c.year) * 12 + (last.month - c.month) for c in first["cohort"]]
+    active = cf.drop_duplicates(["customer_id", "age"])
+    rows = {}
+    for age in range(0, max_age + 1):
+        elig = first[first["observed"] >= age]
+        if elig.empty:
+            continue
+        act = active[(active["age"] == age) & active["customer_id"].isin(elig.index)]
+        num = act.groupby("group")["customer_id"].nunique()
+        den = elig.groupby("group").size()
+        rows[age] = (num.reindex(den.index, fill_value=0) / den)
+    out = pd.DataFrame(rows).T
+    out.index.name = "months_since_first_order"
+    return out
+
+
+def value_in_first_months(orders: pd.DataFrame, *, analysis_date, months: int = 12,
+                          returns: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Revenue per customer in the first ``months`` months (x 365.25/12 days) after the first
+    order, for customers observed that long; net of refunds booked in the window when
+    ``returns`` is given. Columns: first_order, value (indexed by customer_id)."""
+    o = _upto(orders, "order_ts", analysis_date)
+    first = o.groupby("customer_id")["order_ts"].min()
+    window = pd.Timedelta(days=months * 365.25 / 12)
+    end = _end_of_day(analysis_date)
+    eligible = first[first + window <= end]
+    oo = o[o["customer_id"].isin(eligible.index)]
+    in_win = oo["order_ts"] < oo["customer_id"].map(eligible) + window
+    value = oo[in_win].groupby("customer_id")["amount"].sum()
+    if returns is not None and len(returns):
+        r = returns[returns["customer_id"].isin(eligible.index)]
+        r_in = r["return_ts"] < r["customer_id"].map(eligible) + window
+        value = value.sub(r[r_in].groupby("customer_id")["amount"].sum(), fill_value=0)
+    return pd.DataFrame({"first_order": eligible, "value": value.reindex(eligible.index).fillna(0)})
+
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle stages
+# --------------------------------------------------------------------------------------------
+STAGES = ("potential", "new", "active", "loyal", "at_risk", "churned")
+STAGE_LABELS = {
+    "potential": "potential 潜在客户", "new": "new 新客", "active": "active/growing 活跃成长",
+    "loyal": "loyal 忠诚客户", "at_risk": "at risk 流失预警", "churned": "churned 已流失",
+    "not_yet": "not yet known 尚未注册",
+}
+
+
+@dataclass(frozen=True)
+class StageRules:
+    """Rules assigning one stage per customer at a date (applied in this order):
+
+    1. ``potential`` — registered (``customers.signup_date`` on or before the date, or listed
+       without a signup date) but no order yet;
+    2. ``churned`` — last order more than ``churn_days`` days before the date;
+    3. ``at_risk`` — last order more than ``at_risk_days`` (and at most ``churn_days``) ago;
+    4. ``new`` — first order within the last ``new_days`` days;
+    5. ``loyal`` — at least ``loyal_orders`` orders in the last ``loyal_window_days`` days;
+    6. ``active`` (active/growing) — everyone else: a recent, repeat-capable customer.
+
+    Days count calendar days between order day and the date. Choose them from the purchase cycle
+    of the business (e.g. ``at_risk_days`` about two to three typical inter-purchase gaps).
+    """
+
+    new_days: int = 90
+    at_risk_days: int = 180
+    churn_days: int = 365
+    loyal_orders: int = 4
+    loyal_window_days: int = 365
+
+    def __post_init__(self) -> None:
+        if not (0 < self.at_risk_days < self.churn_days):
+            raise ValueError("need 0 < at_risk_days < churn_days")
+        if self.new_days <= 0 or self.loyal_orders < 2 or self.loyal_window_days <= 0:
+            raise ValueError("need new_days > 0, loyal_orders >= 2, loyal_window_days > 0")
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRules(),
+                     customers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Stage of every known customer at ``as_of`` (end of that day) with the facts behind it:
+    first_order, last_order, orders_in_window, days_since_last, stage (categorical, STAGES order).
+    Customers from ``customers`` registered by then without orders are ``potential``."""
+    day = pd.Timestamp(as_of).normalize()
+    o = _upto(orders, "order_ts", day)
+    g = o.groupby("customer_id")["order_ts"]
+    df = pd.DataFrame({"first_order": g.min(), "last_order": g.max()})
+    recent = o[o["order_ts"] >= day + pd.Timedelta(days=1 - rules.loyal_window_days)]
+    df["orders_in_window"] = recent.groupby("customer_id").size().reindex(df.index, fill_value=0)
+    if customers is not None and len(customers):
+        c = customers
+        if "signup_date" in c:
+            c = c[c["signup_date"].isna() | (c["signup_date"] < day + pd.Timedelta(days=1))]
+        extra = pd.Index(c["customer_id"].unique()).difference(df.index)
+        df = pd.concat([df, pd.DataFrame(index=extra)])
+        df["orders_in_window"] = df["orders_in_window"].fillna(0).astype(int)
+    df.index.name = "customer_id"
+    dsl = (day - df["last_order"].dt.normalize()).dt.days
+    dsf = (day - df["first_order"].dt.normalize()).dt.days
+    df["days_since_last"] = dsl
+    conds = [df["first_order"].isna(), dsl > rules.churn_days, dsl > rules.at_risk_days,
+             dsf < rules.new_days, df["orders_in_window"] >= rules.loyal_orders]
+    stage = np.select(conds, ["potential", "churned", "at_risk", "new", "loyal"], "active")
+    df["stage"] = pd.Categorical(stage, categories=list(STAGES))
+    return df.sort_index()
+
+
+def transition_matrix(orders: pd.DataFrame, *, from_date, to_date,
+                      rules: StageRules = StageRules(),
+                      customers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Counts of customers by stage at ``from_date`` (rows) and at ``to_date`` (columns).
+
+    Customers unknown at ``from_date`` (registered or first ordering later) are in the row
+    ``not_yet``. Row shares: ``m.div(m.sum(axis=1), axis=0)``.
+    """
+    if pd.Timestamp(to_date) <= pd.Timestamp(from_date):
+        raise ValueError("to_date must be after from_date")
+    a = lifecycle_stages(orders, as_of=from_date, rules=rules, customers=customers)["stage"]
+    b = lifecycle_stages(orders, as_of=to_date, rules=rules, customers=customers)["stage"]
+    rows = pd.Categorical(a.reindex(b.index).astype("object").fillna("not_yet"),
+                          categories=["not_yet", *STAGES])
+    m = pd.crosstab(pd.Series(rows, index=b.index, name="from"),
+                    pd.Series(b.to_numpy(), index=b.index, name="to"), dropna=False)
+    return m.reindex(index=["not_yet", *STAGES], columns=list(STAGES), fill_value=0)
+
+
+STAGE_COLORS = {"not_yet": "#bdbdbd", "potential": "#9ecae1", "new": "#6baed6",
+                "active": "#31a354", "loyal": "#006d2c", "at_risk": "#fd8d3c",
+                "churned": "#de2d26"}
+
+
+def plot_stage_flows(matrix: pd.DataFrame, ax, *, from_label: str = "from",
+                     to_label: str = "to", min_share: float = 0.002) -> None:
+    """Two-column flow (Sankey-style) picture of a transition matrix on a matplotlib axis."""
+    total = float(matrix.to_numpy().sum())
+    if total == 0:
+        raise ValueError("empty transition matrix")
+    gap = 0.02
+    left = matrix.sum(axis=1) / total
+    right = matrix.sum(axis=0) / total
+
+    def stack(sizes):
+        pos, y = {}, 0.0
+        for k, v in sizes.items():
+            pos[k] = [y, y + v]
+            y += v + (gap if v > 0 else 0)
+        return pos
+
+    lp, rp = stack(left), stack(right)
+    lcur = {k: v[0] for k, v in lp.items()}
+    rcur = {k: v[0] for k, v in rp.items()}
+    xs = np.linspace(0, 1, 50)
+    smooth = 3 * xs**2 - 2 * xs**3
+    for src in matrix.index:
+        for dst in matrix.columns:
+            w = matrix.loc[src, dst] / total
+            if w <= 0:
+                continue
+            y0, y1 = lcur[src], rcur[dst]
+            lcur[src] += w
+            rcur[dst] += w
+            if w < min_share:
+                continue
+            lo = y0 + (y1 - y0) * smooth
+            ax.fill_between(0.1 + 0.8 * xs, lo, lo + w, color=STAGE_COLORS.get(src, "grey"),
+                            alpha=0.45, linewidth=0)
+    for pos, x, labels_right in ((lp, 0.0, False), (rp, 0.9, True)):
+        for k, (y0, y1) in pos.items():
+            if y1 - y0 <= 0:
+                continue
+            ax.bar(x + 0.05, y1 - y0, bottom=y0, width=0.1, color=STAGE_COLORS.get(k, "grey"))
+            share = (y1 - y0)
+            ax.text(1.02 if labels_right else -0.02, (y0 + y1) / 2,
+                    f"{STAGE_LABELS.get(k, k).split(' ')[0]} {share:.0%}",
+                    ha="left" if labels_right else "right", va="center", fontsize=8)
+    ax.set_xlim(-0.35, 1.35)
+    ax.invert_yaxis()
+    ax.set_xticks([0.05, 0.95], [from_label, to_label])
+    ax.set_yticks([])
+    ax.set_ylabel("share of customers (stacked)")
+    for s in ("top", "right", "left"):
+        ax.spines[s].set_visible(False)
+
+
+# --------------------------------------------------------------------------------------------
+# Value tiers
+# --------------------------------------------------------------------------------------------
+TIERS = ("high_value", "potential", "low_value")
+TIER_ACTIONS = {
+    "high_value": "高价值: protect — service priority, early access, loyalty perks; no blanket discounts",
+    "potential": "潜力: develop — cross-sell, second/third-purchase incentives, membership invitation",
+    "low_value": "低价值: serve at low cost — automated, low-frequency campaigns; no paid retention",
+}
+
+
+def clv_tiers(clv: pd.Series, *, high_share: float = 0.2, potential_share: float = 0.3) -> pd.Series:
+    """Tier customers by predicted CLV: the top ``high_share`` are high-value, the next
+    ``potential_share`` potential, the rest low-value (ties broken by customer order)."""
+    if not (0 < high_share < 1 and 0 <= potential_share < 1 and high_share + potential_share <= 1):
+        raise ValueError("need 0 < high_share, 0 <= potential_share, sum <= 1")
+    rank = clv.rank(ascending=False, method="first") / len(clv)
+    tier = np.where(rank <= high_share, "high_value",
+                    np.where(rank <= high_share + potential_share, "potential", "low_value"))
+    return pd.Series(pd.Categorical(tier, categories=list(TIERS)), index=clv.index, name="tier")
