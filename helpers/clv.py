@@ -570,3 +570,17 @@ def tracking_cumulative(transactions: pd.DataFrame, bg: BetaGeoModel, *, calibra
         pred.append(float(np.sum(cnt[m] * bg.expected_purchases_new(age[m]))) if m.any() else 0.0)
     return pd.DataFrame({"period_end": ends, "actual": actual.astype(float),
                          "predicted": np.array(pred)})
+
+
+def probability_calibration(prob, outcome, n_bins: int = 10) -> pd.DataFrame:
+    """Calibration by bins of a predicted probability: customers, mean predicted and observed
+    share per equal-count bin (quantile bins of ``prob``; ties stay in one bin)."""
+    p = pd.Series(np.asarray(prob, float))
+    y = pd.Series(np.asarray(outcome, float))
+    ok = p.notna() & y.notna()
+    p, y = p[ok], y[ok]
+    bins = pd.qcut(p.rank(method="first"), q=min(n_bins, len(p)), labels=False)
+    out = pd.DataFrame({"p": p, "y": y, "bin": bins}).groupby("bin").agg(
+        customers=("p", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+    out.index.name = "bin"
+    return out
