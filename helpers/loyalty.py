@@ -616,9 +616,14 @@ def recommendation_text(*, naive: float, effect: st.Estimate | None, observation
         f"customer (95% CI {effect.ci_low:+.0%} to {effect.ci_high:+.0%})"
         + ("" if sig else ", an interval that includes zero") + ".")
     if observational is not None:
-        parts.append(f"A propensity-weighted observational estimate ({observational:+.0%}) is "
-                     f"{'close to' if abs(observational - effect.estimate) < 0.1 else 'far from'} "
-                     f"the experiment, while the naive comparison ({naive:+.0%}) is not.")
+        if effect.ci_low <= observational <= effect.ci_high:
+            parts.append(f"A propensity-weighted observational estimate ({observational:+.0%}) "
+                         f"agrees with the experiment, unlike the naive comparison "
+                         f"({naive:+.0%}).")
+        else:
+            parts.append(f"A statistically corrected member comparison (propensity weighting: "
+                         f"{observational:+.0%}) is still far from it: only the holdout is a "
+                         f"trustworthy basis for decisions.")
     if roi is not None and net_per_member is not None:
         verdict = "pays for itself" if roi > 0 else "does not yet pay for itself"
         txt = (f"At the assumed margin and costs the program {verdict}: net "
