@@ -49,14 +49,15 @@ class Coercer:
     # -- entry point ---------------------------------------------------------------------------
     def coerce(self, s: pd.Series, col: Column, *, date_format: str | None = None,
                source_timezone: str | None = None,
-               codes: Mapping[str, str] | None = None) -> pd.Series:
+               codes: Mapping[str, str] | None = None, decimal: str = ".",
+               thousands: str | None = None) -> pd.Series:
         """``s`` in contract form for ``col`` (on failure, records a problem and returns ``s``)."""
         if col.kind == "id":
             return self._id(s, col)
         if col.kind == "timestamp":
             return self._timestamp(s, col, date_format, source_timezone)
         if col.kind in ("float", "int"):
-            return self._number(s, col)
+            return self._number(s, col, decimal, thousands)
         if col.kind == "bool":
             return self._bool(s, col)
         if col.kind == "category":
@@ -145,7 +146,8 @@ class Coercer:
                           len(s), "correct dates before 1678 or after 2261.")
             return s
 
-    def _number(self, s: pd.Series, col: Column) -> pd.Series:
+    def _number(self, s: pd.Series, col: Column, decimal: str = ".",
+                thousands: str | None = None) -> pd.Series:
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
             self._problem(col, f"expected numbers, found {s.dtype}", s.dropna(), len(s),
                           "map a numeric column to this contract column.")
@@ -154,7 +156,12 @@ class Coercer:
             out = s.astype("float64")
         else:
             text = self._clean_strings(s)
-            out = pd.to_numeric(text, errors="coerce")
+            plain = text
+            if thousands:
+                plain = plain.str.replace(thousands, "", regex=False)
+            if decimal != ".":
+                plain = plain.str.replace(decimal, ".", regex=False)
+            out = pd.to_numeric(plain, errors="coerce")
             out = out.astype("float64")
             bad = text.notna() & out.isna()
             if bad.any():

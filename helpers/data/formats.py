@@ -100,10 +100,13 @@ class Builder:
             fmt = reader.date_format_for(name)
             if fmt is None and isinstance(reader.date_format, Mapping):
                 fmt = reader.date_format.get(src_names[name])
+            n_problems = len(coercer.problems)
             typed[name] = coercer.coerce(s, col, date_format=fmt,
                                          source_timezone=reader.source_timezone,
-                                         codes=codes.get(name))
-            if name in required and len(s) and typed[name].isna().all() and not coercer.problems:
+                                         codes=codes.get(name), decimal=reader.decimal,
+                                         thousands=reader.thousands)
+            if (name in required and len(s) and len(coercer.problems) == n_problems
+                    and typed[name].isna().all()):
                 self.problems.append(Problem(
                     coercer.table, name, "all values are missing in a required column"
                     + (f" (source column {src_names[name]!r})" if src_names[name] != name else ""),
@@ -152,13 +155,16 @@ class Builder:
             t = TABLES[name]
             wanted = [spec.columns.get(c, c) for c in t.column_names]
             raw, all_names = self.read(spec.source, name, wanted)
+            if not len(raw) and name != "orders":  # an empty optional table: present, no rows
+                frames[name] = _empty(t)
+                continue
             required = list(t.required_columns)
             if name == "orders" and "order_lines" not in cfg.tables:
                 required.append("amount")
             df = self.map_and_coerce(raw, all_names, {}, {c.name: c for c in t.columns},
                                      spec.columns, spec.codes, spec.source.reader, required, name,
                                      spec.source.label, f"tables.{name}.columns")
-            if not len(raw) and (t.required or name == "orders"):
+            if not len(raw):
                 self.problems.append(Problem(name, None, "the table is empty", 0, (),
                                              f"check that {spec.source.label} holds rows."))
             frames[name] = df
@@ -454,6 +460,13 @@ def _mode(df: pd.DataFrame, key: str, col: str) -> tuple[pd.Series, pd.Series]:
     mode = counts.drop_duplicates(key).set_index(key)[col]
     n_distinct = counts.groupby(key, sort=False, observed=True).size()
     return mode, n_distinct
+
+
+def _empty(table: Table) -> pd.DataFrame:
+    """An empty frame with the contract columns and dtypes of ``table``."""
+    dtypes = {"id": STRING, "category": STRING, "text": STRING, "timestamp": "datetime64[ns]",
+              "float": "float64", "int": "float64", "bool": "boolean"}
+    return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.kind]) for c in table.columns})
 
 
 def _contract_frame(df: pd.DataFrame, table: Table) -> pd.DataFrame:

@@ -77,8 +77,7 @@ def _read_parquet(src: SourceSpec, columns: list[str] | None) -> pd.DataFrame:
 def _read_csv(src: SourceSpec) -> pd.DataFrame:
     r = src.reader
     kwargs: dict[str, object] = dict(dtype=str, encoding=r.encoding, skiprows=r.skiprows,
-                                     keep_default_na=r.keep_default_na, comment=r.comment,
-                                     decimal=r.decimal, thousands=r.thousands)
+                                     keep_default_na=r.keep_default_na, comment=r.comment)
     if r.na_values is not None:
         kwargs["na_values"] = list(r.na_values)
     if r.delimiter in ("whitespace", r"\s+"):

@@ -99,10 +99,28 @@ class Ledger:
             repair: Callable[[pd.DataFrame, pd.Series], pd.DataFrame] | None = None,
             reason: str | None = None, column_label: str | None = None) -> pd.DataFrame:
         """Apply ``rule`` to the rows of ``df`` selected by ``mask``; return the rows kept."""
-        mask = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+        mask = _as_bool(mask)
+        df, action = self.apply(table, df, mask, rule, column, problem,
+                                example_cols=example_cols, repair=repair, reason=reason,
+                                column_label=column_label)
+        return df[~mask.to_numpy()] if action in ("error", "set_aside") else df
+
+    def apply(self, table: str, df: pd.DataFrame, mask: pd.Series, rule: str,
+              column: Column | None, problem: str, *,
+              example_cols: Sequence[str] | None = None,
+              repair: Callable[[pd.DataFrame, pd.Series], pd.DataFrame] | None = None,
+              reason: str | None = None,
+              column_label: str | None = None) -> tuple[pd.DataFrame, str | None]:
+        """Record ``rule`` firing on the rows selected by ``mask`` without removing them.
+
+        Rows for ``error`` are remembered as rejected, rows for ``set_aside`` are copied to the
+        set-aside list; the caller removes both from the table. ``repair`` rows are fixed and
+        the repaired frame is returned. Returns ``(frame, action)`` (action ``None``: no rows).
+        """
+        mask = _as_bool(mask)
         n = int(mask.sum())
         if n == 0:
-            return df
+            return df, None
         action = self.rules.action(rule, table, column)
         cols = list(example_cols) if example_cols else ([column.name] if column is not None
                                                          else list(df.columns[:3]))
@@ -113,23 +131,22 @@ class Ledger:
             raise DataContractError(f"rules: '{rule}: keep' cannot apply to required column "
                                     f"{table}.{column.name}; use error or set_aside.")
         if action == "repair" and repair is None:
+            others = ", ".join(a for a in RULES[rule].actions if a != "repair")
             raise DataContractError(f"rules: '{rule}: repair' is not possible for "
-                                    f"{table}.{colname}; use {', '.join(a for a in RULES[rule].actions if a != 'repair')}.")
+                                    f"{table}.{colname}; use {others}.")
         self.issue(table, colname, rule, action, n, ex)
         if action == "error":
             self.errors.append(Problem(table, colname, problem, n, ex,
                                        self.rules.fix_hint(rule, table, colname), rule, len(df)))
             self.books[table].rejected.append(df[mask])
-            return df[~mask]
-        if action == "set_aside":
+        elif action == "set_aside":
             text = reason or RULES[rule].reason.format(column=(colname or "").replace("_", " "))
             self.set_aside(table, df[mask], text)
-            return df[~mask]
-        if action == "repair":
+        elif action == "repair":
             assert repair is not None
             self.repaired(table, df.index[mask])
-            return repair(df, mask)
-        return df  # keep
+            df = repair(df, mask)
+        return df, action
 
     # -- results -------------------------------------------------------------------------------
     def quality(self, kept: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -165,6 +182,10 @@ class Ledger:
         return out
 
 
+def _as_bool(mask: pd.Series) -> pd.Series:
+    return mask if mask.dtype == bool else mask.fillna(False).astype(bool)
+
+
 # -- per-table checks ---------------------------------------------------------------------------
 def _set_na(column: str) -> Callable[[pd.DataFrame, pd.Series], pd.DataFrame]:
     def fix(df: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
@@ -193,78 +214,77 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
     present = [c for c in columns if c.name in df.columns]
     key = [k for k in key if k in df.columns]
     ex_cols = key or [k for k in example_key if k in df.columns] or [c.name for c in present[:2]]
+    # Rows leave the table by clearing ``alive`` (one copy at the end instead of one per check).
+    alive = pd.Series(True, index=df.index)
+
+    def fire(mask: pd.Series, rule: str, column: Column | None, problem: str,
+             **kw: object) -> None:
+        nonlocal df, alive
+        mask = _as_bool(mask) & alive
+        df, action = ledger.apply(table, df, mask, rule, column, problem, **kw)  # type: ignore[arg-type]
+        if action in ("error", "set_aside"):
+            alive = alive & ~mask
 
     # 1. exact duplicates
     dup_cols = [c for c in df.columns if c not in duplicate_ignore]
     if len(df) and dup_cols:
-        mask = df.duplicated(subset=dup_cols, keep="first")
-        df = ledger.act(table, df, mask, "exact_duplicate", None,
-                        "rows identical to an earlier row", example_cols=ex_cols,
-                        column_label="(all columns)")
+        fire(df.duplicated(subset=dup_cols, keep="first"), "exact_duplicate", None,
+             "rows identical to an earlier row", example_cols=ex_cols,
+             column_label="(all columns)")
 
     # 2. missing values
     for col in present:
-        mask = df[col.name].isna()
+        mask = df[col.name].isna() & alive
         if not mask.any():
             continue
+        others = [c for c in ex_cols if c != col.name] or None
         if col.required or not col.nullable:
-            df = ledger.act(table, df, mask, "missing_value", col,
-                            f"missing values in required column {col.name!r}",
-                            example_cols=[c for c in ex_cols if c != col.name] or None,
-                            reason=f"no {col.name.replace('_', ' ')}")
+            fire(mask, "missing_value", col, f"missing values in required column {col.name!r}",
+                 example_cols=others, reason=f"no {col.name.replace('_', ' ')}")
+        elif ledger.rules.action("missing_value", table, col) == "keep":
+            ledger.issue(table, col.name, "missing_value", "keep", int(mask.sum()))
         else:
-            action = ledger.rules.action("missing_value", table, col)
-            if action == "keep":
-                ledger.issue(table, col.name, "missing_value", "keep", int(mask.sum()))
-            else:
-                df = ledger.act(table, df, mask, "missing_value", col,
-                                f"missing values in column {col.name!r}",
-                                example_cols=[c for c in ex_cols if c != col.name] or None,
-                                reason=f"no {col.name.replace('_', ' ')}")
+            fire(mask, "missing_value", col, f"missing values in column {col.name!r}",
+                 example_cols=others, reason=f"no {col.name.replace('_', ' ')}")
 
     # 3. non-product codes (format lines)
     if non_product is not None:
-        mask = non_product.reindex(df.index, fill_value=False)
-        df = ledger.act(table, df, mask, "non_product_code", non_product_column,
-                        "non-product codes")
+        fire(non_product.reindex(df.index, fill_value=False), "non_product_code",
+             non_product_column, "non-product codes")
 
     # 4. values
     for col in present:
-        s = df[col.name]
         if col.kind in ("float", "int"):
             if col.positive:
-                df = ledger.act(table, df, s < 0, "negative_value", col,
-                                f"negative values in {col.name!r} (must be > 0)")
-                s = df[col.name]
-                df = ledger.act(table, df, s == 0, "zero_value", col,
-                                f"zero values in {col.name!r} (must be > 0)")
-                s = df[col.name]
+                fire(df[col.name] < 0, "negative_value", col,
+                     f"negative values in {col.name!r} (must be > 0)")
+                fire(df[col.name] == 0, "zero_value", col,
+                     f"zero values in {col.name!r} (must be > 0)")
             lo, hi = col.min_value, col.max_value
             if lo is not None or hi is not None:
+                s = df[col.name]
                 mask = pd.Series(False, index=df.index)
                 if lo is not None:
                     mask |= s < lo
                 if hi is not None:
                     mask |= s > hi
                 rng = f"[{'' if lo is None else f'{lo:g}'}, {'' if hi is None else f'{hi:g}'}]"
-                df = ledger.act(table, df, mask, "out_of_range", col,
-                                f"values outside the allowed range {rng}",
-                                repair=_set_na(col.name))
+                fire(mask, "out_of_range", col, f"values outside the allowed range {rng}",
+                     repair=_set_na(col.name))
         elif col.kind == "category" and col.allowed:
-            mask = s.notna() & ~s.isin(col.allowed)
-            df = ledger.act(table, df, mask, "invalid_code", col,
-                            f"codes not in the allowed list ({', '.join(col.allowed)}); map them "
-                            "under 'codes' in dataset.yaml or", repair=_set_na(col.name))
-        elif col.kind == "timestamp":
-            pass
+            s = df[col.name]
+            fire(s.notna() & ~s.isin(col.allowed), "invalid_code", col,
+                 f"codes not in the allowed list ({', '.join(col.allowed)}; source codes can "
+                 "be mapped under 'codes' in dataset.yaml)", repair=_set_na(col.name))
 
     # 5. future dates
     for col in present:
         if col.kind == "timestamp":
-            mask = df[col.name] > limit
-            df = ledger.act(table, df, mask, "future_date", col,
-                            f"timestamps after the data end {limit_label}")
+            fire(df[col.name] > limit, "future_date", col,
+                 f"timestamps after the data end {limit_label}")
 
+    if not alive.all():
+        df = df[alive.to_numpy()]
     # 6. duplicate keys (non-identical rows sharing the key)
     if key and len(df):
         mask = df.duplicated(subset=key, keep=False)
