@@ -639,3 +639,50 @@ def test_synthetic_tables_dataset_loads_with_dirt_accounted():
     assert set(aside["order_lines"]["reason"]) <= {"exact duplicate"}
     assert set(aside["events"]["reason"]) <= {"exact duplicate"}
     assert ds.truth is not None and "customer_id" in ds.truth.customers.columns
+
+
+# ----------------------------------------------------------------------------------------------
+# reader options and unreadable files
+# ----------------------------------------------------------------------------------------------
+def test_encoding_decimal_comma_and_semicolon_csv(tmp_path):
+    folder = tmp_path / "eu"
+    folder.mkdir()
+    text = ("order_id;customer_id;order_ts;amount\n"
+            "o1;Müller;05.01.2024;1.234,50\n"
+            "o2;Zoë;06.01.2024;7,25\n")
+    (folder / "orders.csv").write_bytes(text.encode("latin-1"))
+    cfg = {"format": "tables", "analysis_date": "2024-12-31", "tables": ["orders"],
+           "reader": {"delimiter": ";", "date_format": "%d.%m.%Y", "decimal": ",",
+                      "thousands": "."}}
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataContractError, match=r"not valid utf-8 text.*reader\.encoding"):
+        load_dataset(folder)
+    cfg["reader"]["encoding"] = "latin-1"
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(cfg))
+    ds = load_dataset(folder)
+    assert ds.orders["amount"].tolist() == [1234.5, 7.25]
+    assert ds.orders["customer_id"].tolist() == ["Müller", "Zoë"]
+    assert ds.orders["order_ts"].tolist() == [pd.Timestamp("2024-01-05"),
+                                              pd.Timestamp("2024-01-06")]
+
+
+def test_truncated_parquet_and_missing_file_are_clear_errors(tmp_path):
+    folder = write_dataset(tmp_path / "a", {"orders": orders_df()}, fmt="parquet")
+    data = (folder / "orders.parquet").read_bytes()
+    (folder / "orders.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataContractError, match=r"orders \(orders.parquet\): cannot read parquet "
+                                                r"source.*truncated"):
+        load_dataset(folder)
+    (folder / "orders.parquet").unlink()
+    with pytest.raises(DataContractError, match=r"orders.parquet does not exist"):
+        load_dataset(folder)
+
+
+def test_empty_optional_table_is_present_but_has_no_rows(tmp_path):
+    folder = write_dataset(tmp_path / "a", {"orders": orders_df(),
+                                            "events": pd.DataFrame()})
+    (folder / "events.csv").write_text("")
+    ds = load_dataset(folder)
+    assert not ds.has("events") and ds.events is not None and len(ds.events) == 0
+    assert ds.events["event_ts"].dtype == "datetime64[ns]"
+    assert_accounting(ds)
