@@ -460,31 +460,30 @@ class ItemKNN(Recommender):
 
     Item-item cosine similarity of the binary purchase matrix, ``sim(i, j) = |U_i & U_j| /
     sqrt(|U_i| |U_j|)``, keeping the ``neighbours`` most similar items of each item; computed in
-    column blocks so only the pruned similarity matrix is ever held. A customer's score for an
+    blocks of items so only the pruned similarity matrix is ever held. A customer's score for an
     item is the sum of its similarities to the items they bought.
     """
 
     name: str = "item-CF"
     neighbours: int = 50
-    block: int = 2000
+    max_cells: int = 4_000_000  # dense item-block x items cells held at once
 
     def _fit(self, inter: Interactions) -> None:
-        xb = (inter.matrix > 0).astype(np.float32).tocsc()
+        xb = (inter.matrix > 0).astype(np.float32).tocsr()
+        xt = xb.T.tocsr()  # items x customers
         norm = np.sqrt(np.maximum(self.pop, 1.0))
-        xt = xb.T.tocsr()
-        parts = []
         n = xb.shape[1]
-        for s in range(0, n, self.block):
-            e = min(s + self.block, n)
-            c = (xt @ xb[:, s:e]).tocsc()  # items x block co-counts
-            c = sp.diags(1.0 / norm).dot(c).dot(sp.diags(1.0 / norm[s:e])).tocsc()
-            coo = c.T.tocoo()  # block x items: row = an item of the block, its neighbours
-            keep = (coo.row + s) != coo.col  # an item is not its own neighbour
-            c = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])),
-                              shape=(e - s, n))
-            parts.append(top_n_per_row(c, self.neighbours))
+        step = max(1, self.max_cells // max(n, 1))
+        parts = []
+        for s in range(0, n, step):
+            e = min(s + step, n)
+            c = (xt[s:e] @ xb).toarray()  # co-buyer counts of the block's items with every item
+            c /= norm[s:e, None]
+            c /= norm[None, :]
+            c[np.arange(e - s), np.arange(s, e)] = 0.0  # an item is not its own neighbour
+            parts.append(_top_n_dense(c, self.neighbours))
         # sim[i, j]: similarity of item j to item i (row i holds i's neighbours)
-        self.sim = sp.vstack(parts).tocsr()
+        self.sim = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((n, n))
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         # score(u, j) = sum over bought items i of sim(i, j)
@@ -626,12 +625,25 @@ class PureSVD(Recommender):
         xw = (xb @ sp.diags(self.colw)).tocsr()
         nf = int(min(self.factors, min(xw.shape) - 1))
         if nf < 1 or xw.nnz == 0:
-            self.v = np.zeros((0, xw.shape[1]))
+            self.v, self.singular_values = np.zeros((0, xw.shape[1])), np.zeros(0)
             return
         # ARPACK from a fixed start vector: deterministic, and faster than randomized SVD here
         v0 = np.random.default_rng(self.seed).random(min(xw.shape)) + 0.5
-        _, _, vt = svds(xw, k=nf, v0=v0)
-        self.v = vt  # factors x items (row signs and order do not matter for V'V)
+        _, sv, vt = svds(xw, k=nf, v0=v0)
+        order = np.argsort(-sv, kind="stable")
+        self.singular_values = sv[order]
+        self.v = vt[order]  # factors x items, strongest first (row signs do not matter for V'V)
+
+    def truncated(self, factors: int) -> "PureSVD":
+        """The same fitted model keeping only its ``factors`` strongest factors (no refit: the
+        leading singular vectors of a truncated SVD are those of a longer one)."""
+        import copy
+
+        m = copy.copy(self)
+        m.factors = int(factors)
+        m.v = self.v[: int(factors)]
+        m.singular_values = self.singular_values[: int(factors)]
+        return m
     def _score(self, rows: np.ndarray) -> np.ndarray:
         h = self.history(rows) @ sp.diags(self.colw)
         return np.asarray(h @ self.v.T) @ self.v
@@ -751,10 +763,15 @@ def signup_segments(customers: pd.DataFrame | None) -> pd.Series | None:
 
 
 def tune(ev: EvalSet, make, values: Sequence[object], k: int) -> pd.DataFrame:
-    """NDCG@k on a (validation) :class:`EvalSet` of ``make(value)`` for each value."""
+    """NDCG@k on a (validation) :class:`EvalSet` of ``make(value)`` for each value.
+
+    ``make`` may return a model already fitted on ``ev.inter`` (e.g. :meth:`PureSVD.truncated`).
+    """
     out = []
     for v in values:
-        m = make(v).fit(ev.inter)
+        m = make(v)
+        if m.inter is not ev.inter:  # not fitted on this evaluation set yet
+            m.fit(ev.inter)
         recs = recommend(m, ev.warm_rows, k, ev.exclude_seen)
         out.append({"value": v, "ndcg": float(ranking_metrics(recs, ev.warm_relevant, k)["ndcg"].mean())})
     return pd.DataFrame(out)
@@ -763,6 +780,66 @@ def tune(ev: EvalSet, make, values: Sequence[object], k: int) -> pd.DataFrame:
 def best_value(table: pd.DataFrame) -> object:
     """The tuned value with the highest NDCG (the first listed among equals)."""
     return table.loc[table["ndcg"].idxmax(), "value"]
+
+
+MODEL_NAMES = ("popularity", "popularity (recent)", "item-CF", "user-CF", "content",
+               "latent factors (SVD)", "hybrid")
+PERSONALIZED = MODEL_NAMES[2:]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Hyper-parameters of the chapter's model family (see :func:`build_models`)."""
+
+    recent_days: int = 30
+    item_neighbours: int = 50
+    user_neighbours: int = 100
+    content_popularity_weight: float = 1.0
+    svd_factors: int = 16
+    svd_alpha: float = 0.3
+    hybrid_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # item-CF, SVD, content
+    seed: int = 0
+
+
+def build_models(inter: Interactions, products: pd.DataFrame | None, settings: ModelSettings,
+                 recent: sp.csr_matrix | None = None, names: Sequence[str] = MODEL_NAMES
+                 ) -> dict[str, Recommender]:
+    """Fit the named models of :data:`MODEL_NAMES` (and what they depend on) on ``inter``.
+
+    ``recent`` is the customer x product matrix of the recent window for "popularity (recent)"
+    (without it that model is left out). The hybrid blends item-CF, SVD and content with
+    ``settings.hybrid_weights`` (each model's scores scaled to [0, 1] per customer).
+    """
+    want = set(names)
+    if "hybrid" in want:
+        want |= {"item-CF", "latent factors (SVD)", "content"}
+    out: dict[str, Recommender] = {}
+    feats = None
+    for name in MODEL_NAMES:
+        if name not in want:
+            continue
+        if name == "popularity":
+            m: Recommender = Popularity(name=name)
+        elif name == "popularity (recent)":
+            if recent is None:
+                continue
+            m = Popularity(name=name, recent=recent)
+        elif name == "item-CF":
+            m = ItemKNN(name=name, neighbours=settings.item_neighbours)
+        elif name == "user-CF":
+            m = UserKNN(name=name, neighbours=settings.user_neighbours)
+        elif name == "content":
+            feats = item_features(products, inter.items)[0] if feats is None else feats
+            m = ContentBased(name=name, features=feats,
+                             popularity_weight=settings.content_popularity_weight)
+        elif name == "latent factors (SVD)":
+            m = PureSVD(name=name, factors=settings.svd_factors, alpha=settings.svd_alpha,
+                        seed=settings.seed)
+        else:
+            m = Hybrid(name=name, parts=(out["item-CF"], out["latent factors (SVD)"],
+                                         out["content"]), weights=settings.hybrid_weights)
+        out[name] = m.fit(inter)
+    return {n: out[n] for n in MODEL_NAMES if n in out and n in set(names)}
 
 
 @dataclass
@@ -789,18 +866,16 @@ def compare(models: Mapping[str, Recommender], ev: EvalSet, k: int) -> Compariso
 
 
 def compare_cold(ev: EvalSet, models: Mapping[str, Recommender], k: int,
-                 segment_model: SegmentPopularity | None = None) -> pd.DataFrame:
+                 segment_model: SegmentPopularity | None = None) -> Comparison:
     """Metrics @k on cold-start test customers (no history) for history-free models.
 
     ``models`` are scored with an empty history (popularity-type models); ``segment_model`` is
-    scored from the customers' sign-up segments.
+    scored from the customers' sign-up segments. Nothing is excluded (they bought nothing yet).
     """
-    if len(ev.cold_ids) == 0:
-        return pd.DataFrame()
     inter = ev.inter
     pop = np.asarray((inter.matrix > 0).sum(0)).ravel()
     none = np.full(len(ev.cold_ids), -1)
-    out = []
+    rows, per, recs = [], {}, {}
     todo: list[tuple[str, Recommender, object]] = [(n, m, None) for n, m in models.items()]
     if segment_model is not None:
         ids = ev.cold_ids
@@ -808,9 +883,12 @@ def compare_cold(ev: EvalSet, models: Mapping[str, Recommender], k: int,
                      lambda pos: segment_model.score_customers(ids[pos])))
     for name, m, fn in todo:
         r = recommend(m, none, k, exclude_seen=False, scores_fn=fn)
-        out.append({"model": name, **evaluate(r, ev.cold_relevant, k, inter.shape[1], pop,
-                                              inter.shape[0])})
-    return pd.DataFrame(out).set_index("model")
+        recs[name] = r
+        per[name] = ranking_metrics(r, ev.cold_relevant, k)
+        rows.append({"model": name, **evaluate(r, ev.cold_relevant, k, inter.shape[1], pop,
+                                               inter.shape[0])})
+    table = pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+    return Comparison(table, per, recs)
 
 
 def segment_table(comp: Comparison, segments: pd.Series, ev: EvalSet, models: Sequence[str],
