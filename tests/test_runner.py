@@ -194,7 +194,6 @@ def test_full_run_on_small_data(small_dataset, tmp_path):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and str(small_dataset) in injected[0].source
     assert nb.metadata["kernelspec"]["name"] == "python3"
-    assert nb.metadata["papermill"]["cwd"] == str(NOTEBOOKS)
 
 
 @pytest.mark.slow
@@ -227,7 +226,7 @@ def test_failing_chapter_stops_the_run_and_keeps_its_notebook(small_dataset, tmp
     assert res2.returncode == 0, res2.stdout + res2.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     second = out.with_name(out.name + "-2")
-    assert sorted(p.name for p in second.iterdir()) == [
+    assert sorted(p.name for p in second.iterdir() if p.is_file()) == [
         "03_rfm_segments.html", "03_rfm_segments.ipynb", "metrics.json"]
     doc2 = json.loads((second / "metrics.json").read_text())
     assert doc2["status"]["03_rfm_segments"]["status"] == "ok"
@@ -246,6 +245,29 @@ def test_on_error_continue_runs_the_rest(small_dataset, tmp_path):
     assert doc["status"]["01_user_portrait"]["status"] == "failed"
     assert doc["status"]["06_loyalty_roi"]["status"] == "ok"
     assert (out / "06_loyalty_roi.html").exists()
+
+
+@pytest.mark.slow
+def test_kernel_is_this_environment_and_cwd_is_the_notebooks_folder(tmp_path):
+    """The runner's kernel runs this venv's Python, in the notebooks' folder, whatever the cwd."""
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell("seed = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os, sys\n"
+        "import helpers as hb\n"
+        "ctx = hb.setup('99_where', dataset='synthetic', seed=seed)\n"
+        "ctx.record_metrics({'cwd': os.getcwd(), 'python': sys.executable, 'seed': seed})")]
+    nbformat.write(nb, nbdir / "99_where.ipynb")
+    out = tmp_path / "out"
+    res = cli("--notebooks-dir", str(nbdir), "--out", str(out), "-p", "seed=5")
+    assert res.returncode == 0, res.stdout + res.stderr
+    metrics = json.loads((out / "metrics.json").read_text())["chapters"]["99_where"]
+    assert metrics == {"cwd": str(nbdir), "python": sys.executable, "seed": 5}
 
 
 def test_root_notebooks_are_built_from_the_sources():
