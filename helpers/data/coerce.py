@@ -85,8 +85,8 @@ class Coercer:
         if pd.api.types.is_integer_dtype(s):
             return _via_uniques(s, lambda u: u.astype(str))
         if s.dtype == object:  # e.g. from SQL: mixed python objects; floats like 13085.0 -> "13085"
-            s = s.map(lambda v: str(int(v)) if isinstance(v, float) and v == v and v.is_integer()
-                      else v, na_action="ignore")
+            s = _via_uniques(s, lambda u: [str(int(v)) if isinstance(v, float) and v.is_integer()
+                                           else str(v) for v in u])
         return self._clean_strings(s)
 
     def _timestamp(self, s: pd.Series, col: Column, date_format: str | None,

@@ -335,7 +335,10 @@ def parse_config(path: Path) -> DatasetConfig:
     folder = path.parent
     fmt = raw.get("format", "tables")
     if fmt not in FORMATS:
-        raise _config_error(where, f"format {fmt!r} is not one of {', '.join(FORMATS)}.")
+        hint = (" A database table is a source, not a format: use format tables (source per "
+                "table: {url: ..., table: ...}) or transactions/lines (source: {url: ..., "
+                "table: ...})." if fmt == "sql" else "")
+        raise _config_error(where, f"format {fmt!r} is not one of {', '.join(FORMATS)}.{hint}")
     tz = str(raw.get("timezone", "UTC"))
     _check_tz(tz, f"{where}: timezone")
     currency = raw.get("currency")

@@ -114,8 +114,9 @@ class Dataset:
         rows = []
         for table, df in self.set_aside.items():
             if len(df):
-                for reason, n in df["reason"].value_counts(sort=False).items():
-                    rows.append(dict(table=table, reason=reason, n_rows=int(n)))
+                counts = df["reason"].value_counts()
+                for reason in sorted(counts.index, key=lambda r: (-counts[r], r)):
+                    rows.append(dict(table=table, reason=reason, n_rows=int(counts[reason])))
         return pd.DataFrame(rows, columns=["table", "reason", "n_rows"])
 
     def __repr__(self) -> str:
