@@ -1,0 +1,853 @@
+"""Churn warning for non-contractual e-commerce: labels, features, models, reasons, actions.
+
+A shop without contracts never hears a customer leave, so *churn* is defined from behaviour:
+
+    a customer active at the cutoff day ``c`` has **churned** when they place no order in the
+    ``N`` days after it (days ``c+1 .. c+N``).
+
+Cutoffs are calendar days, like the analysis date. Everything is built around them with one
+strict rule (no leakage):
+
+* **features** use only records before the end of the cutoff day (``ts < c + 1 day``): an order
+  *on* the cutoff day, even at 23:59:59, is history;
+* **labels** use only orders with ``c + 1 day <= order_ts < c + 1 day + N days``.
+
+The *active base* at ``c`` are customers with at least one order in the ``lookback`` days up to
+and including ``c`` — customers silent for longer are already lost and would only make the task
+look easy.
+
+The module is organised as the chapter is:
+
+* windows and labels — :func:`churn_windows`, :func:`split_at`, :func:`churn_labels`,
+  :func:`churn_rate_by_window`, :func:`inter_purchase_gaps`;
+* features — :func:`build_features` (RFM, trends, own rhythm, returns, discounts, funnel,
+  surveys, tenure, loyalty) and :data:`FEATURE_WORDS`;
+* models and evaluation — :func:`rfm_segments` + :class:`SegmentRule` (baseline),
+  :func:`bgnbd_churn`, :func:`make_models`, :func:`fit_churn_models`, :func:`auc`,
+  :func:`bootstrap_auc_ci`, :func:`evaluate_scores`, :func:`gains_table`,
+  :func:`calibration_table`;
+* truth — :func:`oracle_churn_probability` (synthetic data only);
+* explanations — :func:`reason_codes`;
+* other warning signals — :func:`activity_drop_flags`, :func:`time_to_next_purchase`;
+* intervention — :func:`expected_retained_margin`, :func:`select_budget`,
+  :func:`recommend_action`, :func:`risk_value_matrix`;
+* uplift — :func:`t_learner_uplift`, :func:`qini_curve`, :func:`qini_coefficient`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DAY = pd.Timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------
+# windows and labels
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Windows:
+    """The two cutoff days of an out-of-time design.
+
+    The evaluation labels end on the analysis date (fully observed); the training labels end on
+    the evaluation cutoff, so the test period is strictly later than anything the model saw.
+    """
+
+    train_cutoff: pd.Timestamp
+    eval_cutoff: pd.Timestamp
+    analysis_date: pd.Timestamp
+    window_days: int
+
+    def table(self) -> pd.DataFrame:
+        """The design as rows (period, first day, last day) for display."""
+        n, f = self.window_days, "%Y-%m-%d"
+        rows = [
+            ("training features", "data start", self.train_cutoff.strftime(f)),
+            ("training labels", (self.train_cutoff + DAY).strftime(f),
+             (self.train_cutoff + n * DAY).strftime(f)),
+            ("test features", "data start", self.eval_cutoff.strftime(f)),
+            ("test labels", (self.eval_cutoff + DAY).strftime(f),
+             (self.eval_cutoff + n * DAY).strftime(f)),
+            ("scoring today", "data start", self.analysis_date.strftime(f)),
+        ]
+        return pd.DataFrame(rows, columns=["period", "first day", "last day"])
+
+
+def churn_windows(analysis_date: str | pd.Timestamp, window_days: int) -> Windows:
+    """Out-of-time cutoff days for a label window of ``window_days`` ending on the analysis date.
+
+    ``eval_cutoff = analysis_date - N days`` (its labels are days ``eval_cutoff+1 .. analysis
+    date``); ``train_cutoff = eval_cutoff - N days`` (its labels end on the evaluation cutoff).
+    """
+    if isinstance(window_days, bool) or int(window_days) != window_days or window_days < 1:
+        raise ValueError(f"window_days must be a positive whole number of days; got {window_days!r}")
+    n = int(window_days)
+    a = pd.Timestamp(analysis_date).normalize()
+    ev = a - n * DAY
+    return Windows(train_cutoff=ev - n * DAY, eval_cutoff=ev, analysis_date=a, window_days=n)
+
+
+def _stop(cutoff: str | pd.Timestamp) -> pd.Timestamp:
+    """First instant after the cutoff day."""
+    return pd.Timestamp(cutoff).normalize() + DAY
+
+
+def split_at(frame: pd.DataFrame, cutoff: str | pd.Timestamp, window_days: int | None = None,
+             ts: str = "order_ts") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split records at a cutoff day: ``(history, label_window)``.
+
+    ``history``: rows with ``ts`` on or before the cutoff day (``ts < cutoff + 1 day``).
+    ``label_window``: rows in the ``window_days`` days after it (``cutoff + 1 day <= ts <
+    cutoff + 1 day + window_days``), or everything after the cutoff day when ``window_days`` is
+    None.
+    """
+    stop = _stop(cutoff)
+    t = frame[ts]
+    hist = frame[t < stop]
+    after = t >= stop
+    if window_days is not None:
+        after &= t < stop + int(window_days) * DAY
+    return hist, frame[after]
+
+
+def active_base(orders: pd.DataFrame, cutoff: pd.Timestamp,
+                lookback_days: int | None = 365) -> pd.Index:
+    """Customers with an order in the ``lookback_days`` days up to and including the cutoff day
+    (any order when None), sorted."""
+    hist, _ = split_at(orders, cutoff)
+    if lookback_days is not None:
+        hist = hist[hist["order_ts"] >= _stop(cutoff) - int(lookback_days) * DAY]
+    return pd.Index(np.sort(hist["customer_id"].unique()), name="customer_id")
+
+
+def churn_labels(orders: pd.DataFrame, cutoff: pd.Timestamp, window_days: int,
+                 lookback_days: int | None = 365) -> pd.Series:
+    """1 = churned (no order in the label window), 0 = bought again; indexed by the active base."""
+    base = active_base(orders, cutoff, lookback_days)
+    _, win = split_at(orders, cutoff, window_days)
+    bought = base.isin(win["customer_id"].unique())
+    return pd.Series((~bought).astype(int), index=base, name="churned")
+
+
+def churn_rate_by_window(orders: pd.DataFrame, analysis_date: str | pd.Timestamp,
+                         windows: list[int], lookback_days: int | None = 365) -> pd.DataFrame:
+    """Churn rate for several window lengths N, each with its cutoff N days before the analysis
+    date (so every label window is fully observed)."""
+    rows = []
+    for n in windows:
+        cut = pd.Timestamp(analysis_date).normalize() - int(n) * DAY
+        y = churn_labels(orders, cut, n, lookback_days)
+        rows.append({"window_days": int(n), "cutoff": cut, "n_active": len(y),
+                     "churn_rate": float(y.mean()) if len(y) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def inter_purchase_gaps(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.Series:
+    """Days between consecutive orders of the same customer (orders up to ``until``)."""
+    o = orders if until is None else split_at(orders, until)[0]
+    o = o.sort_values(["customer_id", "order_ts"])
+    gap = o.groupby("customer_id")["order_ts"].diff().dropna() / DAY
+    return gap.rename("gap_days").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# features
+# --------------------------------------------------------------------------------------------
+#: Plain words for each feature: the reason shown when the feature pushes the risk up.
+#: ``{v}`` is replaced by the customer's value.
+FEATURE_WORDS: dict[str, str] = {
+    "recency_days": "no order for {v:.0f} days",
+    "overdue_ratio": "silent {v:.1f}x longer than their usual gap between orders",
+    "frequency": "only {v:.0f} order(s) so far",
+    "one_time_buyer": "bought only once",
+    "tenure_days": "customer for {v:.0f} days",
+    "log_aov": "small baskets",
+    "log_spend_365d": "low spend in the last year",
+    "orders_90d": "{v:.0f} order(s) in the last 90 days",
+    "order_trend": "orders fell by {v:.0f} vs the 90 days before",
+    "mean_gap_days": "usually waits {v:.0f} days between orders",
+    "return_rate": "returned {v:.0%} of what they bought",
+    "coupon_share": "{v:.0%} of orders with a coupon (price-sensitive)",
+    "discount_share": "discounts were {v:.0%} of the basket value",
+    "views_30d": "{v:.0f} product views in the last 30 days",
+    "sessions_30d": "{v:.0f} visits in the last 30 days",
+    "carts_30d": "{v:.0f} add-to-cart in the last 30 days",
+    "days_since_event": "no visit for {v:.0f} days",
+    "event_trend": "browsing fell to {v:.0%} of its earlier level",
+    "last_nps": "last NPS answer {v:.0f} of 10",
+    "has_survey": "answered a survey",
+    "member": "loyalty member",
+    "r_score": "recency score {v:.0f} of 5",
+    "f_score": "frequency score {v:.0f} of 5",
+    "m_score": "value score {v:.0f} of 5",
+}
+
+
+def _quintile_score(x: pd.Series, higher_is_better: bool = True) -> pd.Series:
+    """1..5 score by quintile of rank (ties broken by order, so small data still gets 5 bins)."""
+    if len(x) == 0:
+        return x.astype(float)
+    r = x.rank(method="first", ascending=higher_is_better) / len(x)
+    return np.ceil(r * 5).clip(1, 5).astype(float)
+
+
+def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFrame, *,
+                   returns: pd.DataFrame | None = None, events: pd.DataFrame | None = None,
+                   surveys: pd.DataFrame | None = None,
+                   loyalty: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row of features per customer, from records with timestamps ``<= cutoff`` only.
+
+    Always: RFM (recency, frequency, spend, average order value), RFM quintile scores, tenure,
+    orders in the last 90 days and the trend vs the 90 days before, the customer's own mean gap
+    between orders and how overdue they are relative to it. When the tables/columns exist:
+    return rate, coupon and discount shares, funnel activity (views, visits, add-to-cart in the
+    last 30 days, days since the last visit, browsing trend), last NPS answer and loyalty
+    membership. The result has no missing values (fill rules below) so every model can use it.
+
+    Fill rules: a one-time buyer's mean gap is the median gap of repeat buyers (flag
+    ``one_time_buyer``); customers without events get "no visit since the first order"; without a
+    survey answer NPS is the median answer (flag ``has_survey``). Behaviour events older than a
+    year are not used (``days_since_event`` is at most 365 or the tenure).
+    """
+    t = _stop(cutoff)  # first instant after the cutoff day
+    ids = pd.Index(customers, name="customer_id")
+    o, _ = split_at(orders[orders["customer_id"].isin(ids)], cutoff)
+    g = o.groupby("customer_id")
+    first, last, n = g["order_ts"].min(), g["order_ts"].max(), g.size()
+    spend = g["amount"].sum()
+    f = pd.DataFrame(index=ids)
+    f["recency_days"] = (t - last.reindex(ids)) / DAY
+    f["tenure_days"] = (t - first.reindex(ids)) / DAY
+    f["frequency"] = n.reindex(ids).fillna(0).astype(float)
+    f["one_time_buyer"] = (f["frequency"] <= 1).astype(float)
+    gap = ((last - first) / DAY / (n - 1).where(n > 1)).reindex(ids)
+    fill_gap = gap.median() if gap.notna().any() else f["tenure_days"].median()
+    f["mean_gap_days"] = gap.fillna(fill_gap).clip(lower=1.0)
+    f["overdue_ratio"] = f["recency_days"] / f["mean_gap_days"]
+    f["log_aov"] = np.log1p((spend / n).reindex(ids).fillna(0).clip(lower=0))
+    recent = o[o["order_ts"] >= t - 365 * DAY].groupby("customer_id")["amount"].sum()
+    f["log_spend_365d"] = np.log1p(recent.reindex(ids).fillna(0).clip(lower=0))
+    o90 = o[o["order_ts"] >= t - 90 * DAY].groupby("customer_id").size()
+    p90 = o[(o["order_ts"] >= t - 180 * DAY) & (o["order_ts"] < t - 90 * DAY)]
+    p90 = p90.groupby("customer_id").size()
+    f["orders_90d"] = o90.reindex(ids).fillna(0).astype(float)
+    f["order_trend"] = f["orders_90d"] - p90.reindex(ids).fillna(0)
+    f["r_score"] = _quintile_score(-f["recency_days"])
+    f["f_score"] = _quintile_score(f["frequency"] + 1e-6 * f["tenure_days"])
+    f["m_score"] = _quintile_score(f["log_spend_365d"])
+
+    if returns is not None and len(returns):
+        r, _ = split_at(returns[returns["customer_id"].isin(ids)], cutoff, ts="return_ts")
+        ra = r.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+        f["return_rate"] = (ra / spend.reindex(ids).replace(0, np.nan)).fillna(0).clip(0, 1)
+    if "coupon_used" in o.columns and o["coupon_used"].notna().any():
+        f["coupon_share"] = g["coupon_used"].mean().reindex(ids).astype(float).fillna(0)
+    if "discount_amount" in o.columns and o["discount_amount"].notna().any():
+        disc = g["discount_amount"].sum().reindex(ids).fillna(0)
+        f["discount_share"] = (disc / (disc + spend.reindex(ids).fillna(0))).fillna(0)
+    if events is not None and len(events):
+        # time filter first (cheap), then the customer filter on the remaining rows
+        e = events[(events["event_ts"] < t) & (events["event_ts"] >= t - 365 * DAY)]
+        e = e[e["customer_id"].isin(ids)]
+        e30 = e[e["event_ts"] >= t - 30 * DAY]
+        typ = e30.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
+        for col, name in (("view", "views_30d"), ("cart", "carts_30d")):
+            f[name] = (typ[col] if col in typ else pd.Series(dtype=float)).reindex(ids).fillna(0)
+        if "session_id" in e30.columns:
+            s = e30.groupby("customer_id")["session_id"].nunique()
+        else:
+            s = e30.groupby("customer_id").size()
+        f["sessions_30d"] = s.reindex(ids).fillna(0).astype(float)
+        last_e = e.groupby("customer_id")["event_ts"].max().reindex(ids)
+        # no visit in the last year: count the whole year (or the tenure if shorter)
+        f["days_since_event"] = ((t - last_e) / DAY).fillna(np.minimum(f["tenure_days"], 365.0))
+        before = e[(e["event_ts"] >= t - 120 * DAY) & (e["event_ts"] < t - 30 * DAY)]
+        rate_before = before.groupby("customer_id").size().reindex(ids).fillna(0) / 90
+        rate_now = e30.groupby("customer_id").size().reindex(ids).fillna(0) / 30
+        f["event_trend"] = ((rate_now + 0.05) / (rate_before + 0.05)).clip(upper=5)
+    if surveys is not None and len(surveys):
+        sv, _ = split_at(surveys[surveys["customer_id"].isin(ids)], cutoff, ts="survey_ts")
+        last_nps = sv.sort_values("survey_ts").groupby("customer_id")["nps"].last().reindex(ids)
+        f["has_survey"] = last_nps.notna().astype(float)
+        med = float(sv["nps"].median()) if len(sv) else 7.0
+        f["last_nps"] = last_nps.astype(float).fillna(med)
+    if loyalty is not None and len(loyalty):
+        members = loyalty.loc[loyalty["enrolled_at"] < t, "customer_id"]
+        f["member"] = ids.isin(members).astype(float)
+    return f.astype(float)
+
+
+def customer_value(orders: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index,
+                   returns: pd.DataFrame | None = None, margin_rate: float = 0.3,
+                   days: int = 365) -> pd.Series:
+    """Margin at stake if the customer stays: net spend of the last ``days`` x ``margin_rate``.
+
+    A simple, explainable proxy for next year's margin (net of returns, never negative).
+    """
+    t = _stop(cutoff)  # first instant after the cutoff day
+    ids = pd.Index(customers, name="customer_id")
+    o, _ = split_at(orders, cutoff)
+    o = o[o["order_ts"] >= t - days * DAY]
+    spend = o.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+    if returns is not None and len(returns):
+        r, _ = split_at(returns, cutoff, ts="return_ts")
+        r = r[r["return_ts"] >= t - days * DAY]
+        spend = spend - r.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+    return (spend.clip(lower=0) * float(margin_rate)).rename("value")
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------------
+def auc(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series) -> float:
+    """ROC AUC (Mann–Whitney with average ranks for ties); NaN when only one class is present."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=bool)
+    s = np.asarray(score, dtype=float)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bootstrap_auc_ci(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series, n_boot: int = 200,
+                     seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the ROC AUC (customers resampled)."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=bool)
+    s = np.asarray(score, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    out = []
+    for _ in range(int(n_boot)):
+        i = rng.integers(0, n, n)
+        yy, ss = y[i], s[i]
+        n1 = int(yy.sum())
+        n0 = n - n1
+        if n1 == 0 or n0 == 0:
+            continue
+        r = rankdata(ss)
+        out.append((r[yy].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    if not out:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(out, a)), float(np.quantile(out, 1 - a))
+
+
+def top_share_stats(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series,
+                    share: float = 0.1) -> tuple[float, float]:
+    """Precision and lift among the ``share`` highest scores (ties broken by position)."""
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(score, dtype=float)
+    k = max(1, int(round(share * len(y))))
+    top = np.argsort(-s, kind="stable")[:k]
+    prec = float(y[top].mean())
+    base = float(y.mean())
+    return prec, (prec / base if base > 0 else float("nan"))
+
+
+def evaluate_scores(y: pd.Series, probs: Mapping[str, np.ndarray], n_boot: int = 200,
+                    seed: int = 0) -> pd.DataFrame:
+    """One row per model: ROC AUC (+ bootstrap 95% CI), PR AUC, Brier, top-decile precision/lift.
+
+    ``probs`` are predicted churn probabilities (Brier needs probabilities; for a pure ranking
+    score pass NaN-free probabilities from a calibration step).
+    """
+    from sklearn.metrics import average_precision_score, brier_score_loss
+
+    yv = np.asarray(y, dtype=int)
+    rows = []
+    for name, p in probs.items():
+        p = np.asarray(p, dtype=float)
+        lo, hi = bootstrap_auc_ci(yv, p, n_boot=n_boot, seed=seed)
+        prec, lift = top_share_stats(yv, p, 0.1)
+        rows.append({"model": name, "roc_auc": auc(yv, p), "auc_ci_low": lo, "auc_ci_high": hi,
+                     "pr_auc": float(average_precision_score(yv, p)),
+                     "brier": float(brier_score_loss(yv, np.clip(p, 0, 1))),
+                     "top10_precision": prec, "top10_lift": lift})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def gains_table(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series,
+                n_bins: int = 10) -> pd.DataFrame:
+    """Cumulative gains and lift by score decile (decile 1 = highest risk)."""
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(score, dtype=float)
+    order = np.argsort(-s, kind="stable")
+    ys = y[order]
+    edges = np.linspace(0, len(y), n_bins + 1).round().astype(int)
+    rows, total = [], ys.sum()
+    for b in range(n_bins):
+        part = ys[edges[b]:edges[b + 1]]
+        upto = ys[:edges[b + 1]]
+        rows.append({"decile": b + 1, "n": len(part), "churn_rate": part.mean() if len(part) else np.nan,
+                     "cum_share_customers": edges[b + 1] / len(y),
+                     "cum_share_churners": upto.sum() / total if total else np.nan,
+                     "lift": (part.mean() / y.mean()) if len(part) and y.mean() else np.nan})
+    return pd.DataFrame(rows)
+
+
+def calibration_table(y: np.ndarray | pd.Series, prob: np.ndarray | pd.Series,
+                      n_bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed churn rate in equal-count bins of the prediction."""
+    df = pd.DataFrame({"y": np.asarray(y, float), "p": np.asarray(prob, float)})
+    df["bin"] = pd.qcut(df["p"].rank(method="first"), q=min(n_bins, len(df)), labels=False)
+    out = df.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------
+def rfm_segments(orders: pd.DataFrame, cutoff: str | pd.Timestamp, customers: pd.Index,
+                 returns: pd.DataFrame | None = None) -> pd.Series:
+    """Chapter 03's named RFM segment of each customer at the cutoff day (:mod:`helpers.rfm`).
+
+    Scores are quintiles among every customer with an order up to the cutoff day, as in the RFM
+    chapter; the result is indexed by ``customers`` (the active base).
+    """
+    from helpers import rfm
+
+    table = rfm.rfm_table(orders, returns, analysis_date=pd.Timestamp(cutoff).normalize())
+    seg = rfm.assign_segments(rfm.score_rfm(table))
+    return seg.reindex(pd.Index(customers, name="customer_id"))
+
+
+class SegmentRule:
+    """Baseline: churn probability = the training churn rate of the customer's RFM segment.
+
+    The rule a CRM team uses without a model ("At risk" and "Hibernating" get the win-back
+    campaign), with each segment's rate learnt on the training cutoff and shrunk towards the
+    overall rate by 10 pseudo-customers; a segment unseen in training gets the overall rate.
+    """
+
+    def fit(self, segment: pd.Series, y: pd.Series) -> SegmentRule:
+        yy = pd.Series(np.asarray(y, float), index=segment.index)
+        grp = yy.groupby(segment.astype(str).to_numpy())
+        self.base_ = float(yy.mean())
+        self.rates_ = (grp.sum() + 10 * self.base_) / (grp.size() + 10)
+        return self
+
+    def predict(self, segment: pd.Series) -> np.ndarray:
+        return segment.astype(str).map(self.rates_).fillna(self.base_).to_numpy(float)
+
+
+def bgnbd_churn(orders: pd.DataFrame, cutoff: str | pd.Timestamp, customers: pd.Index,
+                window_days: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Buy-till-you-die view of churn at the cutoff day (BG/NBD from :mod:`helpers.clv`).
+
+    The model is fitted in weeks on *every* customer with an order up to the cutoff day (it needs
+    the silent ones to learn drop-out). For ``customers`` it returns ``p_alive`` and
+    ``p_no_purchase``, the model's probability of no purchase in the next ``window_days``:
+    ``1 - P(alive) + P(alive) x ((alpha + T) / (alpha + T + t)) ** (r + x)`` — dead customers
+    never buy, and an alive customer's rate has the gamma posterior ``(r + x, alpha + T)``, under
+    which the chance of zero purchases in ``t`` weeks is that power. (P(alive) alone ranks
+    one-time buyers badly: the BG/NBD lets nobody die before a repeat purchase.)
+    """
+    from helpers import clv
+
+    summ = clv.rfm_summary(orders, observation_end=pd.Timestamp(cutoff).normalize(),
+                           time_unit="W")
+    bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
+    s = summ.reindex(pd.Index(customers, name="customer_id"))
+    pa = bg.p_alive(s["frequency"], s["recency"], s["T"])
+    r, alpha = bg.params_["r"], bg.params_["alpha"]
+    t = int(window_days) / 7.0
+    T = s["T"].to_numpy(float)
+    p0 = ((alpha + T) / (alpha + T + t)) ** (r + s["frequency"].to_numpy(float))
+    out = pd.DataFrame({"p_alive": pa, "p_no_purchase": 1 - pa + pa * p0}, index=s.index)
+    return out, dict(bg.params_)
+
+
+def make_models(seed: int = 0, rf_trees: int = 100) -> dict[str, object]:
+    """The machine-learning candidates (unfitted): logistic regression, random forest, HGB."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "logistic regression": make_pipeline(StandardScaler(),
+                                             LogisticRegression(C=1.0, max_iter=2000)),
+        "random forest": RandomForestClassifier(n_estimators=rf_trees, min_samples_leaf=20,
+                                                max_features="sqrt", n_jobs=1,
+                                                random_state=seed),
+        "gradient boosting": HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.06, max_leaf_nodes=15, min_samples_leaf=40,
+            l2_regularization=1.0, early_stopping=False, random_state=seed),
+    }
+
+
+def logistic_coefficients(model: object, columns: list[str]) -> pd.DataFrame:
+    """Standardized coefficients of the logistic-regression pipeline, largest effect first.
+
+    A coefficient is the change in log-odds of churn for one standard deviation of the feature;
+    ``odds_ratio`` is its exponential.
+    """
+    lr = model[-1]  # type: ignore[index]
+    coef = pd.Series(lr.coef_[0], index=columns)
+    out = pd.DataFrame({"coef_per_sd": coef, "odds_ratio": np.exp(coef)})
+    return out.reindex(coef.abs().sort_values(ascending=False).index)
+
+
+@dataclass
+class ChurnModels:
+    """Fitted candidates, their isotonic calibrators and the validation AUC that chose the best.
+
+    ``scores`` of the two non-ML candidates (the RFM segment rule and BG/NBD ``1 - P(alive)``)
+    are passed in, the ML models are fitted on features. Every candidate's raw score is mapped to
+    a probability by an isotonic calibrator fitted on the validation part.
+    """
+
+    models: dict[str, object]
+    calibrators: dict[str, object]
+    val_auc: dict[str, float]
+    best: str
+    columns: list[str]
+
+    def raw(self, name: str, X: pd.DataFrame, extra: Mapping[str, np.ndarray] | None = None
+            ) -> np.ndarray:
+        """Raw score of candidate ``name`` (a probability for the ML models and the rule)."""
+        if name in self.models:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                return self.models[name].predict_proba(X[self.columns])[:, 1]
+        if extra is None or name not in extra:
+            raise KeyError(f"candidate {name!r} needs its score passed in `extra`")
+        return np.asarray(extra[name], float)
+
+    def proba(self, name: str, X: pd.DataFrame, extra: Mapping[str, np.ndarray] | None = None
+              ) -> np.ndarray:
+        """Calibrated churn probability of candidate ``name``."""
+        return self.calibrators[name].predict(self.raw(name, X, extra))
+
+
+def fit_churn_models(X: pd.DataFrame, y: pd.Series, *, extra: Mapping[str, np.ndarray]
+                     | None = None, seed: int = 0, val_share: float = 0.25,
+                     rf_trees: int = 100, only: list[str] | None = None) -> ChurnModels:
+    """Fit the ML candidates on a random part of the training cutoff and choose on the rest.
+
+    ``val_share`` of the training customers (stratified by label) are held back: there the
+    candidates' AUCs pick the best model and isotonic calibrators are fitted, so the out-of-time
+    test set is used for nothing but the final report. ``extra`` holds scores (higher = more
+    likely to churn) of non-ML candidates for the same rows as ``X``; ``only`` restricts the ML
+    candidates (e.g. to refit the chosen one on newer data).
+    """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import train_test_split
+    from threadpoolctl import threadpool_limits
+
+    yv = np.asarray(y, int)
+    idx = np.arange(len(X))
+    fit_i, val_i = train_test_split(idx, test_size=val_share, random_state=seed, stratify=yv)
+    models = make_models(seed, rf_trees)
+    if only is not None:
+        models = {k: v for k, v in models.items() if k in only}
+    if len(np.unique(yv)) < 2 or min(np.bincount(yv, minlength=2)) < 10:
+        raise ValueError("need at least 10 churners and 10 returning customers to fit models; "
+                         f"got {np.bincount(yv, minlength=2).tolist()}")
+    cols = list(X.columns)
+    with threadpool_limits(1):  # a shared machine: no oversubscription, stable timings
+        for m in models.values():
+            m.fit(X.iloc[fit_i], yv[fit_i])
+    out = ChurnModels(models=models, calibrators={}, val_auc={}, best="", columns=cols)
+    names = list(extra or {}) + list(models)
+    for name in names:
+        raw_val = out.raw(name, X.iloc[val_i],
+                          {k: np.asarray(v)[val_i] for k, v in (extra or {}).items()})
+        out.val_auc[name] = auc(yv[val_i], raw_val)
+        cal = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        out.calibrators[name] = cal.fit(raw_val, yv[val_i])
+    out.best = max(names, key=lambda k: (np.nan_to_num(out.val_auc[k], nan=-1.0), k))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# truth (synthetic data only)
+# --------------------------------------------------------------------------------------------
+def oracle_churn_probability(truth: pd.DataFrame, facts: Mapping, customers: pd.Index,
+                             cutoff: pd.Timestamp, window_days: int, *,
+                             loyalty: pd.DataFrame | None = None,
+                             experiments: pd.DataFrame | None = None) -> pd.Series:
+    """True probability of no order in ``(cutoff, cutoff + N]`` given the latent state.
+
+    ``1`` for a customer who truly became inactive at or before the cutoff; otherwise
+    ``exp(-rate x multipliers x seasonal exposure)`` — the Poisson probability of zero purchases,
+    with the persona's seasonal calendar of :mod:`helpers.synth`, the loyalty multiplier for
+    members enrolled by the cutoff and the retention-offer uplift for the offered arm during the
+    overlap of its 60-day window. This is the best any model could know.
+    """
+    from helpers import synth
+
+    t = _stop(cutoff)  # first instant after the cutoff day
+    tr = truth.set_index("customer_id").reindex(pd.Index(customers))
+    cfg = synth.Config(start=str(facts["data_start"]), end=str(facts["data_end"]))
+    clock = synth._Clock(cfg)  # the generator's own seasonal clock (truth side only)
+    pidx = tr["persona"].map({p: i for i, p in enumerate(synth.PERSONA_NAMES)}).to_numpy()
+    day0 = (t - cfg.t0) / DAY
+    day1 = day0 + int(window_days)
+    n = len(tr)
+    exposure = clock.op(pidx, np.full(n, day1)) - clock.op(pidx, np.full(n, day0))
+    base_rate = tr["purchase_rate"].to_numpy(float)
+    member = np.zeros(n, bool)
+    if loyalty is not None and len(loyalty):
+        member = tr.index.isin(loyalty.loc[loyalty["enrolled_at"] < t, "customer_id"])
+    rate = base_rate * np.where(member, float(facts.get("loyalty_rate_multiplier", 1.0)), 1.0)
+    hazard = rate * exposure
+    ro = facts.get("retention_offer")
+    if ro and experiments is not None and len(experiments):
+        ex = experiments[(experiments["experiment_id"] == ro["experiment_id"])
+                         & (experiments["arm"] == "treatment")]
+        o0 = (pd.Timestamp(ro["start"]) - cfg.t0) / DAY
+        a, b = max(day0, o0), min(day1, o0 + int(ro["days"]))
+        if b > a:  # the offer multiplies the rate by (1 + uplift) during the overlap
+            offered = tr.index.isin(ex["customer_id"])
+            extra = clock.op(pidx, np.full(n, b)) - clock.op(pidx, np.full(n, a))
+            hazard = hazard + np.where(offered, tr["offer_uplift"].to_numpy(float), 0.0) \
+                * rate * extra
+    dead = tr["dropout_ts"].notna().to_numpy() & (tr["dropout_ts"] < t).to_numpy()
+    p = np.where(dead, 1.0, np.exp(-hazard))
+    return pd.Series(p, index=tr.index, name="oracle_p_churn")
+
+
+# --------------------------------------------------------------------------------------------
+# explanations
+# --------------------------------------------------------------------------------------------
+def reason_codes(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame,
+                 reference: pd.Series, top: int = 2,
+                 words: Mapping[str, str] = FEATURE_WORDS,
+                 min_effect: float = 0.01) -> pd.DataFrame:
+    """Per-customer reasons: the features whose typical value would lower the risk most.
+
+    For every feature, the customer's value is replaced by the reference (typical, e.g. the
+    median of the active base) and the model is asked again; the drop in predicted churn
+    probability is that feature's contribution. The ``top`` largest contributions above
+    ``min_effect`` become plain-language reasons from ``words``. Model-agnostic (works for any
+    ``predict`` returning probabilities); costs one prediction per feature.
+    """
+    base = np.asarray(predict(X), float)
+    contrib = pd.DataFrame(index=X.index, columns=X.columns, dtype=float)
+    for col in X.columns:
+        Xc = X.copy()
+        Xc[col] = reference[col]
+        contrib[col] = base - np.asarray(predict(Xc), float)
+    reasons = []
+    vals = X.to_numpy()
+    cols = list(X.columns)
+    c = contrib.to_numpy()
+    for i in range(len(X)):
+        order = np.argsort(-c[i], kind="stable")[:top]
+        parts = []
+        for j in order:
+            if c[i, j] < min_effect:
+                break
+            tmpl = words.get(cols[j], cols[j] + " = {v:.2f}")
+            parts.append(tmpl.format(v=vals[i, j]))
+        reasons.append("; ".join(parts) if parts else "no single strong reason")
+    return pd.DataFrame({"risk": base, "reasons": reasons}, index=X.index)
+
+
+# --------------------------------------------------------------------------------------------
+# other warning signals
+# --------------------------------------------------------------------------------------------
+def activity_drop_flags(activity: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Index, *,
+                        ts: str, recent_days: int = 30, baseline_days: int = 180,
+                        alpha: float = 0.01, min_baseline: float = 3.0) -> pd.DataFrame:
+    """Anomaly rule for a sudden drop in a customer's own activity.
+
+    Baseline = the customer's activity in the ``baseline_days`` before the last ``recent_days``
+    days (all windows end with the cutoff day); if the
+    rhythm held, the recent ``recent_days`` would see ``expected = baseline x recent/baseline``
+    events. The drop is flagged when the Poisson probability of seeing at most the observed count
+    is below ``alpha`` and ``expected >= min_baseline`` (enough history to judge).
+    """
+    from scipy.stats import poisson
+
+    t = _stop(cutoff)  # first instant after the cutoff day
+    ids = pd.Index(customers, name="customer_id")
+    a = activity[activity["customer_id"].isin(ids)]
+    a = a[a[ts] < t]
+    rec = a[a[ts] >= t - recent_days * DAY].groupby("customer_id").size()
+    lo = t - (recent_days + baseline_days) * DAY
+    base = a[(a[ts] >= lo) & (a[ts] < t - recent_days * DAY)].groupby("customer_id").size()
+    out = pd.DataFrame(index=ids)
+    out["observed"] = rec.reindex(ids).fillna(0).astype(int)
+    out["expected"] = base.reindex(ids).fillna(0) * recent_days / baseline_days
+    out["p_value"] = poisson.cdf(out["observed"], out["expected"].clip(lower=1e-9))
+    out["flag"] = (out["p_value"] < alpha) & (out["expected"] >= min_baseline)
+    return out
+
+
+def time_to_next_purchase(orders: pd.DataFrame, cutoff: pd.Timestamp, until: pd.Timestamp,
+                          customers: pd.Index) -> pd.DataFrame:
+    """Days from each customer's last order on or before the cutoff day to their next order.
+
+    ``observed = 1`` when a next order happened by the end of day ``until``, else the duration
+    is censored there (the customer may still come back: Kaplan–Meier handles it).
+    """
+    t = _stop(cutoff)  # first instant after the cutoff day
+    ids = pd.Index(customers, name="customer_id")
+    o = orders[orders["customer_id"].isin(ids)]
+    hist, after = split_at(o, cutoff)
+    last = hist.groupby("customer_id")["order_ts"].max().reindex(ids)
+    end = _stop(until)
+    after = after[after["order_ts"] < end]
+    nxt = after.groupby("customer_id")["order_ts"].min().reindex(ids)
+    observed = nxt.notna()
+    stop = nxt.where(observed, end)
+    return pd.DataFrame({"duration_days": (stop - last) / DAY,
+                         "observed": observed.astype(int)}, index=ids)
+
+
+# --------------------------------------------------------------------------------------------
+# intervention
+# --------------------------------------------------------------------------------------------
+def expected_retained_margin(p_churn: np.ndarray | pd.Series, value: np.ndarray | pd.Series,
+                             save_rate: float, contact_cost: float) -> np.ndarray | pd.Series:
+    """Expected retained margin of contacting a customer: ``P(churn) x value x save_rate - cost``.
+
+    ``save_rate`` is the share of would-be churners the action keeps; ``value`` the margin kept
+    when a customer stays; ``contact_cost`` the cost of one contact (offer included).
+    """
+    return p_churn * value * float(save_rate) - float(contact_cost)
+
+
+def select_budget(score: pd.Series, budget: float, contact_cost: float,
+                  require_positive: pd.Series | None = None) -> pd.Index:
+    """Customers to contact: highest ``score`` first, as many as the budget pays for.
+
+    ``budget // contact_cost`` contacts at most (all when the cost is 0); when
+    ``require_positive`` is given (e.g. the expected retained margin), customers whose value there
+    is not strictly positive are never selected — a contact that loses money is not made just
+    because budget is left. Ties keep the input order.
+    """
+    if budget < 0 or contact_cost < 0:
+        raise ValueError("budget and contact_cost must be >= 0")
+    k = len(score) if contact_cost == 0 else int(np.floor(budget / contact_cost + 1e-9))
+    s = score
+    if require_positive is not None:
+        s = s[require_positive.reindex(s.index) > 0]
+    order = np.argsort(-s.to_numpy(), kind="stable")[:k]
+    return s.index[order]
+
+
+def risk_value_matrix(p_churn: pd.Series, value: pd.Series,
+                      risk_cuts: tuple[float, float] = (0.3, 0.6)) -> pd.DataFrame:
+    """Customers by risk band x value band (value tertiles: low / mid / high)."""
+    risk = pd.cut(p_churn, [-np.inf, risk_cuts[0], risk_cuts[1], np.inf],
+                  labels=["low risk", "medium risk", "high risk"])
+    vb = value_band(value)
+    return pd.crosstab(risk, vb).reindex(columns=["low value", "mid value", "high value"],
+                                         fill_value=0)
+
+
+def value_band(value: pd.Series) -> pd.Series:
+    """Low / mid / high value by tertiles of value (ties broken by order)."""
+    r = value.rank(method="first") / max(len(value), 1)
+    return pd.cut(r, [0, 1 / 3, 2 / 3, 1.0], labels=["low value", "mid value", "high value"],
+                  include_lowest=True)
+
+
+#: The action rules, in order (first matching rule wins).
+ACTION_RULES: tuple[tuple[str, str], ...] = (
+    ("compensation", "high risk and high value: personal care call plus points/coupon"),
+    ("win-back coupon", "high or medium risk and price-sensitive (coupon share >= 50%)"),
+    ("recommendation", "high or medium risk otherwise: personalised recommendation e-mail/push"),
+    ("care message", "low risk and high value: relationship care (festival greetings, service)"),
+    ("no contact", "everyone else"),
+)
+
+
+def recommend_action(p_churn: pd.Series, value: pd.Series, coupon_share: pd.Series | None = None,
+                     risk_cuts: tuple[float, float] = (0.3, 0.6)) -> pd.Series:
+    """Recommended action per customer following :data:`ACTION_RULES`."""
+    vb = value_band(value).astype(str)
+    high = p_churn >= risk_cuts[1]
+    med = (p_churn >= risk_cuts[0]) & ~high
+    price = (coupon_share.reindex(p_churn.index).fillna(0) >= 0.5) if coupon_share is not None \
+        else pd.Series(False, index=p_churn.index)
+    act = pd.Series("no contact", index=p_churn.index)
+    act[(~high & ~med) & (vb == "high value")] = "care message"
+    act[high | med] = "recommendation"
+    act[(high | med) & price] = "win-back coupon"
+    act[high & (vb == "high value")] = "compensation"
+    return act.rename("action")
+
+
+# --------------------------------------------------------------------------------------------
+# uplift
+# --------------------------------------------------------------------------------------------
+def t_learner_uplift(X: pd.DataFrame, treated: pd.Series, y: pd.Series, seed: int = 0,
+                     folds: int = 5, make_model: Callable[[], object] | None = None) -> pd.Series:
+    """Cross-fitted two-model (T-learner) uplift: ``P(buy | offer, x) - P(buy | no offer, x)``.
+
+    Each fold's customers are scored by models fitted on the other folds (one model per arm),
+    so the uplift of every customer is out-of-sample and can be evaluated on the randomized arms.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if make_model is None:
+        def make_model() -> object:
+            return make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=2000))
+    tr = np.asarray(treated, bool)
+    yv = np.asarray(y, int)
+    strata = tr * 2 + yv
+    out = np.full(len(X), np.nan)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_idx, pred_idx in skf.split(X, strata):
+        preds = []
+        for arm in (True, False):
+            m = fit_idx[tr[fit_idx] == arm]
+            model = make_model()
+            model.fit(X.iloc[m], yv[m])
+            preds.append(model.predict_proba(X.iloc[pred_idx])[:, 1])
+        out[pred_idx] = preds[0] - preds[1]
+    return pd.Series(out, index=X.index, name="uplift")
+
+
+def qini_curve(y: np.ndarray | pd.Series, treated: np.ndarray | pd.Series,
+               score: np.ndarray | pd.Series) -> pd.DataFrame:
+    """Qini curve: incremental buyers when targeting the top share by ``score``.
+
+    At each cut, ``qini = Y_T - Y_C x N_T / N_C`` (treated buyers minus control buyers scaled to
+    the treated count), both among the targeted customers. Ties keep the input order.
+    """
+    y = np.asarray(y, float)
+    tr = np.asarray(treated, bool)
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    y, tr = y[order], tr[order]
+    nt, nc = np.cumsum(tr), np.cumsum(~tr)
+    yt, yc = np.cumsum(y * tr), np.cumsum(y * ~tr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = yt - np.where(nc > 0, yc * nt / np.maximum(nc, 1), 0.0)
+    share = np.arange(1, len(y) + 1) / len(y)
+    return pd.DataFrame({"share": np.concatenate([[0.0], share]),
+                         "qini": np.concatenate([[0.0], q])})
+
+
+def qini_coefficient(curve: pd.DataFrame) -> float:
+    """Area between the Qini curve and the random-targeting line, in incremental buyers x share."""
+    x = curve["share"].to_numpy()
+    q = curve["qini"].to_numpy()
+    random_line = x * q[-1]
+    return float(np.trapezoid(q - random_line, x))
+
+
+__all__ = [
+    "ACTION_RULES", "ChurnModels", "FEATURE_WORDS", "SegmentRule", "Windows", "active_base", "activity_drop_flags",
+    "auc", "bgnbd_churn", "bootstrap_auc_ci", "build_features", "calibration_table", "churn_labels",
+    "churn_rate_by_window", "churn_windows", "customer_value", "evaluate_scores",
+    "expected_retained_margin", "fit_churn_models", "gains_table", "inter_purchase_gaps", "logistic_coefficients",
+    "make_models", "oracle_churn_probability", "qini_coefficient", "qini_curve", "reason_codes",
+    "recommend_action", "rfm_segments", "risk_value_matrix", "select_budget", "split_at",
+    "t_learner_uplift", "time_to_next_purchase", "top_share_stats", "value_band",
+]
