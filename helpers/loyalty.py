@@ -394,58 +394,75 @@ def analyze_experiment(frame: pd.DataFrame, alpha: float = 0.05, n_boot: int = 1
 def enrolment_event_frame(orders: pd.DataFrame, loyalty: pd.DataFrame,
                           exclude: pd.Index | None, first_event: pd.Timestamp,
                           last_event: pd.Timestamp, pre_days: int = 180, post_days: int = 180,
-                          seed: int = 0) -> pd.DataFrame:
+                          seed: int = 0, controls: str = "not_yet") -> pd.DataFrame:
     """Units for an observational estimate of joining the program at checkout.
 
     *Treated*: members who enrolled with ``first_event <= enrolled_at < last_event`` (members join
-    at a checkout, so the event is a purchase). *Controls*: customers who were not members by
-    ``event + post_days``; each gets one pseudo-event, a randomly chosen (seeded) purchase in the
-    same date range — the same "was buying at that moment" condition as the treated. ``exclude``
-    removes customers whose membership was randomized (experiment participants).
+    at a checkout, so the event is a purchase). *Controls*: for each customer with purchases in the
+    same date range made while *not (yet) a member*, one such purchase drawn at random (seeded) as
+    a pseudo-enrolment — the same "was buying at that moment" condition as the treated.
 
-    Per unit: spend in ``[event − pre_days, event)`` (``pre``, and its halves ``pre1``/``pre2``),
-    spend in ``(event, event + post_days]`` excluding the event's own order (``post``), and
-    pre-event covariates for the propensity model. ``last_event + post_days`` must lie within the
-    data (the caller chooses it before any later intervention, e.g. the experiment start).
+    ``controls="not_yet"`` (default) allows customers who join later (including this design's
+    treated, at purchases before they joined) as controls: eligibility depends only on the past.
+    ``controls="never"`` keeps only customers who are still non-members ``post_days`` after their
+    pseudo-event — a common mistake: it conditions on the future (every purchase is a chance to
+    join, so staying a non-member selects customers who bought little afterwards) and inflates the
+    estimated effect. ``exclude`` removes customers whose membership was randomized.
+
+    One row per unit, indexed by ``unit`` (``<customer_id>:m`` treated, ``<customer_id>:c``
+    control), with ``customer_id``; spend in ``[event − pre_days, event)`` (``pre`` and its halves
+    ``pre1``/``pre2``), spend in ``(event, event + post_days]`` (``post``), both excluding the
+    event's own order, and pre-event covariates for the propensity model. ``last_event +
+    post_days`` must lie within the data and before any later intervention (the experiment).
     """
+    if controls not in ("not_yet", "never"):
+        raise ValueError(f"controls must be 'not_yet' or 'never'; got {controls!r}")
     o = orders[["customer_id", "order_ts", "amount"]]
     if exclude is not None:
         o = o[~o["customer_id"].isin(exclude)]
-    lo = loyalty.set_index("customer_id")["enrolled_at"]
+    enrol = loyalty.drop_duplicates("customer_id").set_index("customer_id")["enrolled_at"]
     in_range = (o["order_ts"] >= first_event) & (o["order_ts"] < last_event)
-    # treated: the event is the enrolment time (the enrolling order is at or just before it)
-    tr = lo[(lo >= first_event) & (lo < last_event)]
+    tr = enrol[(enrol >= first_event) & (enrol < last_event)]
     tr = tr[tr.index.isin(o["customer_id"])]
-    # controls: one random purchase in range, not a member by event + post_days
-    cand = o[in_range & ~o["customer_id"].isin(tr.index)].copy()
-    enr = cand["customer_id"].map(lo)
-    cand = cand[enr.isna() | (enr > cand["order_ts"] + pd.Timedelta(days=post_days))]
+    cand = o[in_range].copy()
+    enr = cand["customer_id"].map(enrol)
+    if controls == "not_yet":  # a purchase made while not a member (the enrolling order excluded)
+        ok = enr.isna() | (cand["order_ts"] < enr - DAY)
+    else:
+        ok = enr.isna() | (enr > cand["order_ts"] + pd.Timedelta(days=post_days))
+        ok &= ~cand["customer_id"].isin(tr.index)
+    cand = cand[ok]
     rng = np.random.default_rng(seed)
     cand = cand.assign(_u=rng.random(len(cand))).sort_values(["customer_id", "_u"])
     ctl = cand.groupby("customer_id")["order_ts"].first()
-    ev = pd.concat([pd.DataFrame({"event_ts": tr, "treated": 1}),
-                    pd.DataFrame({"event_ts": ctl, "treated": 0})])
-    ev.index.name = "customer_id"
-    m = o.merge(ev, left_on="customer_id", right_index=True)
+    ev = pd.concat([
+        pd.DataFrame({"customer_id": tr.index, "event_ts": tr.to_numpy(), "treated": 1},
+                     index=tr.index + ":m"),
+        pd.DataFrame({"customer_id": ctl.index, "event_ts": ctl.to_numpy(), "treated": 0},
+                     index=ctl.index + ":c"),
+    ])
+    ev.index.name = "unit"
+    m = o.merge(ev.reset_index(), on="customer_id")
     dt = (m["order_ts"] - m["event_ts"]) / DAY
-    # the enrolling (event) order: the customer's order closest to the event, within one day
-    # (an export may stamp enrolment and order a few hours apart); the event time becomes that
+    # the enrolling (event) order: the unit's order closest to the event, within one day (an
+    # export may stamp enrolment and order a few hours apart); the event time becomes that
     # order's time, and the order itself belongs to neither the pre nor the post window
     near = m.assign(_a=dt.abs())[dt.abs() <= 1]
-    ev_ord = near.sort_values(["customer_id", "_a", "order_ts"]).groupby("customer_id").head(1)
-    ev.loc[ev_ord["customer_id"].to_numpy(), "event_ts"] = ev_ord["order_ts"].to_numpy()
+    ev_ord = near.sort_values(["unit", "_a", "order_ts"]).groupby("unit").head(1)
+    ev.loc[ev_ord["unit"].to_numpy(), "event_ts"] = ev_ord["order_ts"].to_numpy()
     m = m.drop(index=ev_ord.index).drop(columns="event_ts").merge(
-        ev[["event_ts"]], left_on="customer_id", right_index=True)
+        ev[["event_ts"]], left_on="unit", right_index=True)
     dt = (m["order_ts"] - m["event_ts"]) / DAY
 
-    def agg(mask: pd.Series, col: str = "amount", how: str = "sum") -> pd.Series:
-        g = m.loc[mask].groupby("customer_id")[col]
+    def agg(mask: pd.Series, how: str = "sum") -> pd.Series:
+        g = m.loc[mask].groupby("unit")["amount"]
         return (g.sum() if how == "sum" else g.size()).reindex(ev.index, fill_value=0).astype(float)
 
     pre = (dt < 0) & (dt >= -pre_days)
-    first = o.groupby("customer_id")["order_ts"].min().reindex(ev.index)
-    last_before = m.loc[dt < 0].groupby("customer_id")["order_ts"].max().reindex(ev.index)
+    first = ev["customer_id"].map(o.groupby("customer_id")["order_ts"].min())
+    last_before = m.loc[dt < 0].groupby("unit")["order_ts"].max().reindex(ev.index)
     out = pd.DataFrame({
+        "customer_id": ev["customer_id"],
         "treated": ev["treated"],
         "event_ts": ev["event_ts"],
         "pre": agg(pre),
@@ -454,7 +471,7 @@ def enrolment_event_frame(orders: pd.DataFrame, loyalty: pd.DataFrame,
         "post": agg((dt > 0) & (dt <= post_days)),
         "pre_orders": agg(pre, how="size"),
         "all_before": agg(dt < 0),
-        "event_amount": ev_ord.set_index("customer_id")["amount"].reindex(ev.index).fillna(0.0),
+        "event_amount": ev_ord.set_index("unit")["amount"].reindex(ev.index).fillna(0.0),
         "tenure_days": ((ev["event_ts"] - first) / DAY).clip(lower=0),
         "days_since_prev": ((ev["event_ts"] - last_before) / DAY).fillna(9999.0),
         "event_month": (ev["event_ts"].dt.year * 12 + ev["event_ts"].dt.month).astype(float),
@@ -490,6 +507,7 @@ class ObservationalResult:
     n_treated: int
     n_control: int
     max_weight_share: float  # largest control weight / sum of control weights
+    weights: np.ndarray  # ATT weights of the frame's rows (1 for treated)
 
 
 def observational_estimates(frame: pd.DataFrame, alpha: float = 0.05, n_boot: int = 300,
@@ -516,7 +534,7 @@ def observational_estimates(frame: pd.DataFrame, alpha: float = 0.05, n_boot: in
     pretrend = st.did_ratio(p1[t], p2[t], p1[~t], p2[~t], w[t], w[~t], alpha=alpha,
                             n_boot=n_boot, seed=seed)
     return ObservationalResult(naive, ipw, did, ipw_did, pretrend, smd, int(t.sum()),
-                               int((~t).sum()), float(w[~t].max() / w[~t].sum()))
+                               int((~t).sum()), float(w[~t].max() / w[~t].sum()), w)
 
 
 def event_time_profile(orders: pd.DataFrame, frame: pd.DataFrame, weights: np.ndarray | None,
@@ -524,13 +542,14 @@ def event_time_profile(orders: pd.DataFrame, frame: pd.DataFrame, weights: np.nd
     """Mean spend per unit in ``bin_days`` bins of event time, treated vs (weighted) controls —
     the picture behind the parallel-trends check (event orders excluded)."""
     m = orders[["customer_id", "order_ts", "amount"]].merge(
-        frame[["event_ts", "treated"]], left_on="customer_id", right_index=True)
+        frame[["customer_id", "event_ts", "treated"]].rename_axis("unit").reset_index(),
+        on="customer_id")
     dt = (m["order_ts"] - m["event_ts"]) / DAY
     m = m[((dt < -1) | (dt > 0)) & (dt >= -pre_days) & (dt <= post_days)]
     dt = dt.loc[m.index]
     m = m.assign(bin=np.floor(dt / bin_days).astype(int) * bin_days)
     w = pd.Series(np.ones(len(frame)) if weights is None else weights, index=frame.index)
-    m = m.assign(w=m["customer_id"].map(w))
+    m = m.assign(w=m["unit"].map(w))
     tot_w = w.groupby(frame["treated"]).sum()
     s = (m["amount"] * m["w"]).groupby([m["treated"], m["bin"]]).sum()
     s = s / s.index.get_level_values(0).map(tot_w).to_numpy()
