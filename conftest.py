@@ -26,3 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # nbval regression covers the committed chapter notebooks only, not notebooks used as test data.
 collect_ignore_glob = ["tests/**/*.ipynb"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark nbval's notebook cells `nbval` and `slow`, so `-m "not slow"` runs unit tests only."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.nbval)
+            item.add_marker(pytest.mark.slow)
