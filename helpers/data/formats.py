@@ -19,6 +19,7 @@ import re
 from dataclasses import replace
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from helpers.contract import TABLES, Column, Table
@@ -27,7 +28,7 @@ from .coerce import STRING, Coercer
 from .config import DatasetConfig, ReaderOptions, SourceSpec
 from .errors import DataContractError, Problem
 from .readers import read_source, source_columns
-from .validate import Ledger, check_foreign_keys, check_rows
+from .validate import Ledger, check_foreign_keys, check_rows, position_in
 
 #: Contract tables in dependency order (parents first).
 ORDER = ("customers", "products", "orders", "order_lines", "returns", "events", "loyalty",
@@ -190,15 +191,19 @@ class Builder:
         if "order_lines" not in frames:
             return
         orders, lines = frames["orders"], frames["order_lines"]
-        value = lines["quantity"] * lines["unit_price"]
-        sums = (pd.DataFrame({"order_id": lines["order_id"], "v": value, "q": lines["quantity"]})
-                .groupby("order_id", sort=False, observed=True)[["v", "q"]].sum())
-        amount = orders["order_id"].map(sums["v"]).astype("float64")
+        # position of each line's order in ``orders`` (order ids are unique there by now; every
+        # kept line has a kept order after the foreign-key check), then sums by position
+        pos = position_in(lines["order_id"], orders["order_id"])
+        n = len(orders)
+        value = np.bincount(pos, (lines["quantity"] * lines["unit_price"]).to_numpy(), n)
+        qty = np.bincount(pos, lines["quantity"].to_numpy(), n)
+        has_lines = np.bincount(pos, minlength=n) > 0
+        amount = pd.Series(np.where(has_lines, value, np.nan), index=orders.index)
         if "amount" in orders.columns:
             amount = orders["amount"].where(orders["amount"].notna(), amount)
         orders = orders.assign(amount=amount)
         if "n_items" not in orders.columns:
-            orders = orders.assign(n_items=orders["order_id"].map(sums["q"]).astype("float64"))
+            orders = orders.assign(n_items=np.where(has_lines, qty, np.nan))
         col = TABLES["orders"].column("amount")
         orders = self.ledger.act(
             "orders", orders, orders["amount"].isna(), "missing_value",

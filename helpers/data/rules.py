@@ -163,9 +163,10 @@ class RuleBook:
                 return self.settings[key]  # type: ignore[return-value]
         return RULES[rule].default_for(table, column)
 
-    def fix_hint(self, rule: str, table: str, column: str | None) -> str:
+    def fix_hint(self, rule: str, table: str, column: str | None, required: bool = False) -> str:
         """How to change the rule in dataset.yaml (used in error messages)."""
-        others = [a for a in RULES[rule].actions if a != "error"]
+        others = [a for a in RULES[rule].actions if a != "error"
+                  and not (a == "keep" and rule == "missing_value" and required)]
         key = f"{table}.{column}.{rule}" if column else f"{table}.{rule}"
         if not others:
             return "correct these rows in the source data."

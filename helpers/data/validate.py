@@ -136,8 +136,10 @@ class Ledger:
                                     f"{table}.{colname}; use {others}.")
         self.issue(table, colname, rule, action, n, ex)
         if action == "error":
+            required = column is not None and (column.required or not column.nullable)
             self.errors.append(Problem(table, colname, problem, n, ex,
-                                       self.rules.fix_hint(rule, table, colname), rule, len(df)))
+                                       self.rules.fix_hint(rule, table, colname, required),
+                                       rule, len(df)))
             self.books[table].rejected.append(df[mask])
         elif action == "set_aside":
             text = reason or RULES[rule].reason.format(column=(colname or "").replace("_", " "))
@@ -180,6 +182,19 @@ class Ledger:
             else:
                 out[name] = pd.DataFrame(columns=["reason"])
         return out
+
+
+def _coded(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df[columns]`` with string columns replaced by integer codes (missing -> -1): equal
+    values get equal codes, so duplicate checks give the same answer, faster."""
+    out = {}
+    for c in columns:
+        s = df[c]
+        if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
+            out[c] = pd.factorize(s)[0]
+        else:
+            out[c] = s.to_numpy()
+    return pd.DataFrame(out, index=df.index)
 
 
 def _as_bool(mask: pd.Series) -> pd.Series:
@@ -225,10 +240,11 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
         if action in ("error", "set_aside"):
             alive = alive & ~mask
 
-    # 1. exact duplicates
+    # 1. exact duplicates (on integer codes: each string column is hashed once per table)
     dup_cols = [c for c in df.columns if c not in duplicate_ignore]
+    coded = _coded(df, dup_cols)
     if len(df) and dup_cols:
-        fire(df.duplicated(subset=dup_cols, keep="first"), "exact_duplicate", None,
+        fire(coded.duplicated(keep="first"), "exact_duplicate", None,
              "rows identical to an earlier row", example_cols=ex_cols,
              column_label="(all columns)")
 
@@ -285,9 +301,11 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
 
     if not alive.all():
         df = df[alive.to_numpy()]
+        coded = coded[alive.to_numpy()]
     # 6. duplicate keys (non-identical rows sharing the key)
     if key and len(df):
-        mask = df.duplicated(subset=key, keep=False)
+        keyed = coded[key] if set(key) <= set(coded.columns) else df[key]
+        mask = keyed.duplicated(keep=False)
         if mask.any():
             df = _duplicate_keys(ledger, table, df, mask, key, merge_lines)
     return df
@@ -340,6 +358,21 @@ def isin(s: pd.Series, values: pd.Series) -> pd.Series:
     vs = pa.chunked_array(values.dropna().array.__arrow_array__()).combine_chunks().unique()
     hit = pc.fill_null(pc.is_in(arr, value_set=vs), False)
     return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
+
+
+def position_in(s: pd.Series, values: pd.Series) -> np.ndarray:
+    """Position in ``values`` (unique) of each element of ``s``; every element must be found."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and \
+            isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        vs = pa.chunked_array(values.array.__arrow_array__()).combine_chunks()
+        pos = pc.index_in(s.array.__arrow_array__(), value_set=vs)
+        out = pos.to_numpy(zero_copy_only=False)
+    else:
+        out = pd.Index(values).get_indexer(s)
+    out = np.asarray(out, dtype="float64")
+    if np.isnan(out).any() or (out < 0).any():
+        raise AssertionError("position_in: some values were not found")
+    return out.astype(np.int64)
 
 
 # -- foreign keys -------------------------------------------------------------------------------
