@@ -296,7 +296,8 @@ def pre_program_comparison(orders: pd.DataFrame, loyalty: pd.DataFrame, launch: 
     n = orders_between(orders, start, launch, base)
     df = pd.DataFrame({"group": np.where(later, "future member", "never member (by then)"),
                        "spend": y.to_numpy(), "orders": n.to_numpy()})
-    return df.groupby("group").agg(customers=("spend", "size"), spend_per_customer=("spend", "mean"),
+    return df.groupby("group").agg(customers=("spend", "size"),
+                                   spend_per_customer=("spend", "mean"),
                                    orders_per_customer=("orders", "mean"))
 
 
@@ -515,7 +516,8 @@ def observational_estimates(frame: pd.DataFrame, alpha: float = 0.05, n_boot: in
     """Propensity-score (ATT) weighting and difference-in-differences on an event frame."""
     t = frame["treated"].to_numpy() == 1
     if t.sum() < 10 or (~t).sum() < 10:
-        raise ValueError("need at least 10 treated and 10 control units for observational estimates")
+        raise ValueError("need at least 10 treated and 10 control units for observational "
+                         "estimates")
     X = propensity_design(frame)
     ps = st.propensity_scores(X, t, seed=seed)
     w = st.att_weights(ps, t, clip=clip)
@@ -538,7 +540,8 @@ def observational_estimates(frame: pd.DataFrame, alpha: float = 0.05, n_boot: in
 
 
 def event_time_profile(orders: pd.DataFrame, frame: pd.DataFrame, weights: np.ndarray | None,
-                       pre_days: int = 180, post_days: int = 180, bin_days: int = 30) -> pd.DataFrame:
+                       pre_days: int = 180, post_days: int = 180,
+                       bin_days: int = 30) -> pd.DataFrame:
     """Mean spend per unit in ``bin_days`` bins of event time, treated vs (weighted) controls —
     the picture behind the parallel-trends check (event orders excluded)."""
     m = orders[["customer_id", "order_ts", "amount"]].merge(

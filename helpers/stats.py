@@ -103,7 +103,8 @@ def proportion_ci(k: int, n: int, alpha: float = 0.05) -> Estimate:
     den = 1 + z ** 2 / n
     centre = (p + z ** 2 / (2 * n)) / den
     half = z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2)) / den
-    return Estimate(p, float(np.sqrt(p * (1 - p) / n)), float(centre - half), float(centre + half), n)
+    se = float(np.sqrt(p * (1 - p) / n))
+    return Estimate(p, se, float(centre - half), float(centre + half), n)
 
 
 def diff_proportions_ci(k1: int, n1: int, k0: int, n0: int, alpha: float = 0.05) -> Estimate:

@@ -23,7 +23,8 @@ def test_spend_and_orders_between_half_open_window():
     idx = pd.Index(["a", "b", "c"])
     s = lo.spend_between(o, "2025-01-01", "2025-02-01", idx)
     assert s.to_dict() == {"a": 15.0, "b": 0.0, "c": 0.0}
-    assert lo.orders_between(o, "2025-01-01", "2025-02-01", idx).to_dict() == {"a": 2, "b": 0, "c": 0}
+    n = lo.orders_between(o, "2025-01-01", "2025-02-01", idx)
+    assert n.to_dict() == {"a": 2, "b": 0, "c": 0}
 
 
 def test_assign_tiers_boundaries_inclusive():
