@@ -456,8 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         shown = run_dir
     print(f"Running {len(plan.chapters)} chapter(s) into {shown}/", flush=True)
-    results = run(plan, run_dir, run_info, on_error=args.on_error, cwd=notebooks_dir,
-                  timeout=args.timeout)
+    try:
+        results = run(plan, run_dir, run_info, on_error=args.on_error, cwd=notebooks_dir,
+                      timeout=args.timeout)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; partial results in {shown}/", file=sys.stderr)
+        return 130
     failed = [s for s, r in results.items() if r.status == "failed"]
     ok = sum(r.status == "ok" for r in results.values())
     not_run = sum(r.status == "not run" for r in results.values())
