@@ -459,13 +459,15 @@ class ItemKNN(Recommender):
     """Item-based collaborative filtering ("customers who bought this also bought").
 
     Item-item cosine similarity of the binary purchase matrix, ``sim(i, j) = |U_i & U_j| /
-    sqrt(|U_i| |U_j|)``, keeping the ``neighbours`` most similar items of each item; computed in
+    (sqrt(|U_i| |U_j|) + shrinkage)`` (shrinkage > 0 discounts similarities resting on a handful
+    of shared buyers), keeping the ``neighbours`` most similar items of each item; computed in
     blocks of items so only the pruned similarity matrix is ever held. A customer's score for an
     item is the sum of its similarities to the items they bought.
     """
 
     name: str = "item-CF"
     neighbours: int = 50
+    shrinkage: float = 0.0  # added to the cosine denominator: damps pairs of rarely bought items
     max_cells: int = 4_000_000  # dense item-block x items cells held at once
 
     def _fit(self, inter: Interactions) -> None:
@@ -478,8 +480,7 @@ class ItemKNN(Recommender):
         for s in range(0, n, step):
             e = min(s + step, n)
             c = (xt[s:e] @ xb).toarray()  # co-buyer counts of the block's items with every item
-            c /= norm[s:e, None]
-            c /= norm[None, :]
+            c /= norm[s:e, None] * norm[None, :] + self.shrinkage
             c[np.arange(e - s), np.arange(s, e)] = 0.0  # an item is not its own neighbour
             parts.append(_top_n_dense(c, self.neighbours))
         # sim[i, j]: similarity of item j to item i (row i holds i's neighbours)
@@ -793,6 +794,7 @@ class ModelSettings:
 
     recent_days: int = 30
     item_neighbours: int = 50
+    item_shrinkage: float = 20.0
     user_neighbours: int = 100
     content_popularity_weight: float = 1.0
     svd_factors: int = 16
@@ -825,7 +827,8 @@ def build_models(inter: Interactions, products: pd.DataFrame | None, settings: M
                 continue
             m = Popularity(name=name, recent=recent)
         elif name == "item-CF":
-            m = ItemKNN(name=name, neighbours=settings.item_neighbours)
+            m = ItemKNN(name=name, neighbours=settings.item_neighbours,
+                        shrinkage=settings.item_shrinkage)
         elif name == "user-CF":
             m = UserKNN(name=name, neighbours=settings.user_neighbours)
         elif name == "content":

@@ -43,6 +43,7 @@ exclude_seen = True  # True: recommend and score only products not bought before
 recent_days = 30  # int >= 1: window (days before the cut-off) of the "recent popularity" baseline
 validation_customers = 2000  # int >= 100: warm customers sampled from the validation window for tuning
 svd_factors_grid = [8, 16, 32]  # ascending ints: latent factors tried on the validation window
+item_shrinkage_grid = [0, 20, 100]  # numbers >= 0: item-CF similarity shrinkage tried on validation
 user_neighbours_grid = [50, 200]  # ints: neighbours tried for user-CF on the validation window
 content_weight_grid = [0.0, 1.0]  # floats >= 0: popularity prior exponents tried for content-based
 min_rule_count = 10  # int >= 1: baskets that must contain a pair for an association rule
@@ -63,7 +64,8 @@ from helpers import recommend as rc
 ctx = hb.setup("05_recommendation", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, k=k, test_days=test_days, exclude_seen=exclude_seen,
                recent_days=recent_days, validation_customers=validation_customers,
-               svd_factors_grid=svd_factors_grid, user_neighbours_grid=user_neighbours_grid,
+               svd_factors_grid=svd_factors_grid, item_shrinkage_grid=item_shrinkage_grid,
+               user_neighbours_grid=user_neighbours_grid,
                content_weight_grid=content_weight_grid, min_rule_count=min_rule_count,
                min_rule_support=min_rule_support, min_rule_confidence=min_rule_confidence,
                top_n_export=top_n_export, related_n=related_n)
@@ -85,8 +87,10 @@ for _name, _grid in (("svd_factors_grid", svd_factors_grid),
                      ("user_neighbours_grid", user_neighbours_grid)):
     if not (_grid and all(isinstance(v, int) and v >= 1 for v in _grid)):
         raise ValueError(f"{_name} must be a non-empty list of positive integers; got {_grid!r}")
-if not (content_weight_grid and all(float(v) >= 0 for v in content_weight_grid)):
-    raise ValueError(f"content_weight_grid must list numbers >= 0; got {content_weight_grid!r}")
+for _name, _grid in (("content_weight_grid", content_weight_grid),
+                     ("item_shrinkage_grid", item_shrinkage_grid)):
+    if not (_grid and all(isinstance(v, (int, float)) and v >= 0 for v in _grid)):
+        raise ValueError(f"{_name} must be a non-empty list of numbers >= 0; got {_grid!r}")
 if not (0 <= min_rule_support < 1 and 0 <= min_rule_confidence <= 1 and min_rule_count >= 1):
     raise ValueError("rule thresholds: min_rule_count >= 1, 0 <= min_rule_support < 1, "
                      "0 <= min_rule_confidence <= 1")
@@ -176,7 +180,7 @@ else:
 # | model | idea | scales because |
 # |---|---|---|
 # | popularity | the same bestseller list for everyone (overall, and over the last `recent_days` days) | one count per product |
-# | item-CF (基于物品的协同过滤) | "bought this, also bought": cosine similarity of products' buyer sets, top 50 neighbours per product | item x item similarity computed in blocks and pruned |
+# | item-CF (基于物品的协同过滤) | "bought this, also bought": cosine similarity of products' buyer sets (shrunk when few buyers are shared), top 50 neighbours per product | item x item similarity computed in blocks and pruned |
 # | user-CF (基于用户的协同过滤) | what the most similar customers bought | similarities for a batch of customers at a time |
 # | content | products whose category, brand and price band (or description words) match the customer's profile, times a popularity prior | item x feature matrix |
 # | latent factors (SVD) | PureSVD: project the purchase history on the top singular vectors of the (popularity-tempered) purchase matrix | sparse truncated SVD, `x V'V` |
@@ -187,8 +191,10 @@ else:
 # customers x products. A library such as `implicit` (ALS/BPR) would add GPU-scale factor models;
 # at this size the sparse SVD is fast enough and easy to read.
 #
-# The grids are small on purpose (each value costs a fit): factors for SVD, neighbours for
-# user-CF, the exponent of the content model's popularity prior (0 = pure content).
+# The grids are small on purpose (each value costs a fit): factors for SVD, the shrinkage of
+# item-CF similarities (a pair of products sharing 2 buyers out of 3 is not as "similar" as one
+# sharing 200 out of 300), neighbours for user-CF, the exponent of the content model's popularity
+# prior (0 = pure content).
 
 # %%
 if CAN_EVAL:
@@ -197,6 +203,8 @@ if CAN_EVAL:
     val_feats = rc.item_features(ds.products, val.inter.items)[0]
     tuning = {
         "SVD factors": rc.tune(val, svd_base.truncated, svd_factors_grid, k),
+        "item-CF shrinkage": rc.tune(val, lambda s: rc.ItemKNN(shrinkage=float(s)),
+                                     item_shrinkage_grid, k),
         "user-CF neighbours": rc.tune(val, lambda n: rc.UserKNN(neighbours=n),
                                       user_neighbours_grid, k),
         "content popularity weight": rc.tune(
@@ -206,13 +214,15 @@ if CAN_EVAL:
     tuned = rc.ModelSettings(
         recent_days=recent_days, seed=seed,
         svd_factors=int(rc.best_value(tuning["SVD factors"])),
+        item_shrinkage=float(rc.best_value(tuning["item-CF shrinkage"])),
         user_neighbours=int(rc.best_value(tuning["user-CF neighbours"])),
         content_popularity_weight=float(rc.best_value(tuning["content popularity weight"])))
     tune_tab = pd.concat({key: t.assign(value=t["value"].astype(str)).set_index("value")["ndcg"]
                           for key, t in tuning.items()}).rename(f"validation NDCG@{k}").to_frame()
     display(tune_tab.round(4))
-    print(f"chosen: {tuned.svd_factors} factors, {tuned.user_neighbours} neighbours, "
-          f"content popularity weight {tuned.content_popularity_weight:g}")
+    print(f"chosen: SVD {tuned.svd_factors} factors, item-CF shrinkage {tuned.item_shrinkage:g}, "
+          f"user-CF {tuned.user_neighbours} neighbours, content popularity weight "
+          f"{tuned.content_popularity_weight:g}")
 else:
     ctx.skip("3. Models and tuning", "no products or too few customers to evaluate")
 
