@@ -66,13 +66,13 @@ class Builder:
                        columns: Mapping[str, Column], mapping: Mapping[str, str],
                        codes: Mapping[str, Mapping[str, str]], reader: ReaderOptions,
                        required: Sequence[str], label: str, source_label: str,
-                       mapping_key: str) -> pd.DataFrame:
+                       mapping_key: str, also_used: Sequence[str] = ()) -> pd.DataFrame:
         """Rename source columns to contract names, check presence and type each column.
 
         ``columns``: contract name -> Column accepted in this frame; ``table_of``: contract name ->
-        table named in messages; ``mapping``: contract name -> source column.
+        table named in messages; ``mapping``: contract name -> source column; ``also_used``:
+        source columns read for other purposes (cancellation markers, ...), not reported unused.
         """
-        found = list(raw.columns)
         out: dict[str, pd.Series] = {}
         src_names: dict[str, str] = {}
         for name, col in columns.items():
@@ -87,12 +87,11 @@ class Builder:
             elif name in required:
                 self.problems.append(self._missing(table, name, name, all_names, len(raw),
                                                    source_label, mapping_key, mapped=False))
-        used = set(src_names.values())
+        used = set(src_names.values()) | set(also_used)
         extra = [c for c in all_names if c not in used]
         if extra:
             self.ledger.issue(label, ", ".join(extra), "unused_column", "dropped", 0,
                               [repr(c) for c in extra[:5]])
-        del found
         coercer = Coercer(label, self.cfg.timezone, source_label, src_names)
         typed: dict[str, pd.Series] = {}
         for name, s in out.items():
@@ -234,10 +233,10 @@ class Builder:
         df = self.check("orders", df, cols, ("order_id",) if has_order_id else (),
                         example_key=("customer_id", "order_ts"))
         if not has_order_id:
-            df.insert(0, "order_id", pd.Series((df.index + 1).astype(str), index=df.index,
-                                               dtype=STRING))
+            df = df.assign(order_id=pd.Series((df.index + 1).astype(str), index=df.index,
+                                              dtype=STRING))
         if "n_items" not in df.columns and "quantity" in df.columns:
-            df["n_items"] = df["quantity"]
+            df = df.assign(n_items=df["quantity"])
         frames = {"orders": _contract_frame(df, TABLES["orders"])}
         if "product_id" in df.columns:
             qty = df["quantity"] if "quantity" in df.columns else pd.Series(1.0, index=df.index)
@@ -274,7 +273,7 @@ class Builder:
         required = ["order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price"]
         wide = self.map_and_coerce(raw, all_names, table_of, columns, mapping, cfg.codes,
                                    cfg.source.reader, required, "order_lines", cfg.source.label,
-                                   "columns")
+                                   "columns", also_used=[s.column for s in selectors])
         if not len(raw):
             self.problems.append(Problem("order_lines", None, "the source is empty", 0, (),
                                          f"check that {cfg.source.label} holds rows."))
@@ -303,7 +302,7 @@ class Builder:
                           non_product_column=npcol,
                           example_key=("cancellation_id", "product_id"))
         frames: dict[str, pd.DataFrame] = {}
-        frames["orders"] = self._derive_orders(sales, columns)
+        frames["orders"] = self._derive_orders(sales)
         frames["order_lines"] = _contract_frame(sales, TABLES["order_lines"])
         value = rets["quantity"] * rets["unit_price"]
         returns = pd.DataFrame({
@@ -323,7 +322,10 @@ class Builder:
         check_foreign_keys(self.ledger, frames, ["orders", "order_lines", "returns"])
         return frames
 
-    def _derive_orders(self, sales: pd.DataFrame, columns: Mapping[str, Column]) -> pd.DataFrame:
+    def _derive_orders(self, sales: pd.DataFrame) -> pd.DataFrame:
+        """One row per order id: first customer, earliest time, amount = sum of quantity x
+        unit price, n_items = sum of quantities, discount_amount summed, other attributes the
+        most frequent value; lines that disagree are governed by ``inconsistent_value``."""
         g = sales.groupby("order_id", sort=False, observed=True)
         value = (sales["quantity"] * sales["unit_price"]).groupby(sales["order_id"], sort=False,
                                                                   observed=True).sum()
@@ -333,8 +335,12 @@ class Builder:
         orders["order_ts"] = key.map(g["order_ts"].min()).astype("datetime64[ns]")
         orders["amount"] = key.map(value).astype("float64")
         orders["n_items"] = key.map(g["quantity"].sum()).astype("float64")
+        if "discount_amount" in sales.columns:
+            orders["discount_amount"] = key.map(g["discount_amount"].sum(min_count=1)).astype(
+                "float64")
         attrs = [c for c in sales.columns if c in TABLES["orders"].column_names
-                 and c not in ("order_id", "customer_id", "order_ts", "amount", "n_items")]
+                 and c not in ("order_id", "customer_id", "order_ts", "amount", "n_items",
+                               "discount_amount")]
         for c in attrs:
             orders[c] = key.map(_mode(sales, "order_id", c)[0]).astype(sales[c].dtype)
         self.start("orders", orders, derived=True)
