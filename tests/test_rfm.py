@@ -238,6 +238,14 @@ def test_migration_matrix_counts_and_weights():
     assert w.to_numpy().sum() == 8.0
 
 
+def test_explained_share_hand_computed():
+    v = pd.Series([1.0, 3.0, 5.0, 7.0])
+    # group means 2 and 6: within SS = 4 * 1 = 4, total SS = 20 -> 1 - 4/20
+    assert rfm.explained_share(v, pd.Series(["a", "a", "b", "b"])) == pytest.approx(0.8)
+    assert rfm.explained_share(v, pd.Series(["a", "b", "c", "d"])) == pytest.approx(1.0)
+    assert rfm.explained_share(v, pd.Series(["a"] * 4)) == pytest.approx(0.0)
+
+
 def test_member_tiers_boundaries():
     t = rfm.member_tiers(pd.Series([0.0, 2999.9, 3000.0, 11999.0, 12000.0]),
                          gold_min=3000, black_min=12000)
