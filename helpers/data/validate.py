@@ -307,12 +307,15 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
         keyed = coded[key] if set(key) <= set(coded.columns) else df[key]
         mask = keyed.duplicated(keep=False)
         if mask.any():
-            df = _duplicate_keys(ledger, table, df, mask, key, merge_lines)
+            df = _duplicate_keys(ledger, table, df, mask, key, merge_lines,
+                                 first=~keyed.duplicated(keep="first"))
     return df
 
 
 def _duplicate_keys(ledger: Ledger, table: str, df: pd.DataFrame, mask: pd.Series,
-                    key: Sequence[str], merge_lines: bool) -> pd.DataFrame:
+                    key: Sequence[str], merge_lines: bool, first: pd.Series) -> pd.DataFrame:
+    """Rule ``duplicate_key`` on the rows of ``mask`` (all rows sharing a key); ``first`` marks
+    the first row of each key."""
     action = ledger.rules.action("duplicate_key", table, None)
     n = int(mask.sum())
     ex = examples(df.loc[mask, list(key)] if len(key) > 1 else df.loc[mask, key[0]])
@@ -328,7 +331,6 @@ def _duplicate_keys(ledger: Ledger, table: str, df: pd.DataFrame, mask: pd.Serie
         ledger.set_aside(table, df[mask], "duplicate key")
         return df[~mask]
     # repair
-    first = ~df.duplicated(subset=key, keep="first")
     extra = mask & ~first
     if merge_lines and {"quantity", "unit_price"} <= set(df.columns):
         sub = df.loc[mask, list(key) + ["quantity", "unit_price"]]
