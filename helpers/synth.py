@@ -998,7 +998,7 @@ tables:
   surveys: surveys.parquet
 truth: truth
 rules:
-  duplicate_rows: set_aside
+  exact_duplicate: set_aside
   out_of_range: repair
 """
 
