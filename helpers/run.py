@@ -18,7 +18,7 @@ A params file looks like::
 ``-p name=value`` overrides a parameter in every selected chapter that declares it;
 ``-p 02_lifecycle.name=value`` in that chapter only. Values are read as YAML scalars
 (``-p seed=7`` is an int, ``-p analysis_date=null`` is None). Every name is checked against the
-parameters the notebooks declare (``papermill.inspect_notebook``) before anything runs: an unknown
+parameters the notebooks declare (their ``parameters`` cell) before anything runs: an unknown
 name is an error, not a silent no-op.
 
 Each run writes to a new folder (default ``reports/<run date>/``; an existing folder is never
@@ -167,15 +167,44 @@ def select(available: Sequence[str], spec: str | None) -> list[str]:
     return [s for s in available if s in chosen]
 
 
-def declared_parameters(path: Path) -> dict[str, Any]:
-    """Parameters declared in a notebook's ``parameters`` cell, with their defaults."""
-    import papermill as pm
+def declared_parameters(path: Path) -> dict[str, str | None]:
+    """Parameters declared in a notebook's ``parameters`` cell, with their default's source text.
+
+    Parses the cell with :mod:`ast` (every top-level assignment is a parameter) rather than
+    ``papermill.inspect_notebook``, whose line-based parser silently drops a parameter whose
+    comment contains ``=`` (e.g. ``window = 90  # days (>= 30)``).
+    """
+    import ast
+
+    import nbformat
 
     try:
-        info = pm.inspect_notebook(str(path))
-    except Exception as exc:  # a notebook papermill cannot read is a configuration error
-        raise ConfigError(f"cannot inspect {path.name}: {exc}") from None
-    return {name: spec.get("default") for name, spec in info.items()}
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - an unreadable notebook is a configuration error
+        raise ConfigError(f"cannot read {path.name}: {exc}") from None
+    cells = [c for c in nb.cells if c.cell_type == "code"
+             and "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        return {}
+    source = cells[0].source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ConfigError(f"{path.name}: the parameters cell is not valid Python: {exc}") from None
+    declared: dict[str, str | None] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = [n for t in node.targets
+                       for n in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t])]
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        default = ast.get_source_segment(source, node.value) if node.value else None
+        for target in targets:
+            if isinstance(target, ast.Name):
+                declared[target.id] = default
+    return declared
 
 
 @dataclass

@@ -272,11 +272,31 @@ def test_kernel_is_this_environment_and_cwd_is_the_notebooks_folder(tmp_path):
 
 def test_root_notebooks_are_built_from_the_sources():
     """Each committed notebook has a source, and the chapter template's parameters."""
-    import papermill as pm
-
     sources = sorted(p.stem for p in (ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
     assert sources == STEMS
     for stem in STEMS:
-        declared = pm.inspect_notebook(str(NOTEBOOKS / f"{stem}.ipynb"))
+        declared = run.declared_parameters(NOTEBOOKS / f"{stem}.ipynb")
         assert {"dataset", "analysis_date", "seed", "export_dir"} <= set(declared), stem
-        assert declared["dataset"]["default"] == '"synthetic"'
+        assert declared["dataset"] == '"synthetic"'
+
+
+def test_declared_parameters_survive_comments_with_equals(tmp_path):
+    """papermill's line parser drops `x = 1  # (>= 0)`; the runner must not."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(
+        "window_days = 90  # churn window (>= 30), 'a = b' style comment\n"
+        "grid = [\n    1,\n    2,\n]  # multi-line value\n"
+        "name: str = 'x'\n"
+        "# a = 1 in a comment is not a parameter\n"
+        "lo, hi = 0.1, 0.9")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("not_a_param = 1"), cell]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    assert run.declared_parameters(path) == {
+        "window_days": "90", "grid": "[\n    1,\n    2,\n]", "name": "'x'", "lo": "0.1, 0.9",
+        "hi": "0.1, 0.9"}
+    cell.source = "x = (1"
+    nbformat.write(nb, path)
+    with pytest.raises(run.ConfigError, match="not valid Python"):
+        run.declared_parameters(path)
