@@ -134,17 +134,22 @@ def relevance_lists(test: pd.DataFrame, inter: Interactions, customer_ids: Seque
     if unknown.any():
         new_codes = pd.Index(np.sort(t.loc[unknown, "product_id"].unique()))
         pos[unknown] = n_items + new_codes.get_indexer(t.loc[unknown, "product_id"])
-    t = t.assign(_pos=pos)
+    r = inter.users.get_indexer(t["customer_id"])
     if exclude_seen:
-        r = inter.users.get_indexer(t["customer_id"])
-        seen = np.zeros(len(t), dtype=bool)
-        ok = (r >= 0) & (pos < n_items)
-        if ok.any():
-            seen[ok] = np.asarray(inter.matrix[r[ok], pos[ok]]).ravel() > 0
-        t = t[~seen]
-    groups = t.groupby("customer_id", sort=False)["_pos"].apply(lambda s: np.sort(s.to_numpy()))
-    empty = np.array([], dtype=np.int64)
-    return [groups.get(c, empty).astype(np.int64) for c in customer_ids]
+        coo = inter.matrix.tocoo()
+        seen_keys = coo.row.astype(np.int64) * (n_items + 1) + coo.col
+        keys = r.astype(np.int64) * (n_items + 1) + pos
+        seen = (r >= 0) & (pos < n_items) & np.isin(keys, seen_keys)
+        t, pos = t[~seen], pos[~seen]
+    # group item positions by customer without a Python-level groupby
+    want = pd.Index(customer_ids)
+    code = want.get_indexer(t["customer_id"])
+    ok = code >= 0
+    code, pos = code[ok], pos[ok].astype(np.int64)
+    order = np.lexsort((pos, code))
+    code, pos = code[order], pos[order]
+    bounds = np.searchsorted(code, np.arange(len(want) + 1))
+    return [pos[bounds[i]:bounds[i + 1]] for i in range(len(want))]
 
 
 @dataclass(frozen=True)

@@ -357,24 +357,30 @@ else:
 # 3. nothing known → recent popularity ("what is selling now").
 #
 # The table scores the history-free options on the cold-start test customers (their whole test
-# basket is relevant; they have nothing to exclude).
+# basket is relevant; they have nothing to exclude). As for warm customers, the list the chain
+# uses for them is chosen on the validation window.
 
 # %%
-if CAN_EVAL and len(ev.cold_ids) >= MIN_EVAL:
+if CAN_EVAL and len(ev.cold_ids) >= MIN_EVAL and len(val.cold_ids) >= MIN_EVAL:
     segments = rc.signup_segments(ds.customers)
-    seg_model = (rc.SegmentPopularity(name="segment popularity", segment_of=segments).fit(ev.inter)
-                 if segments is not None else None)
-    cold = rc.compare_cold(ev, {n: models[n] for n in ("popularity", "popularity (recent)")
-                                if n in models}, k, seg_model)
+
+    def cold_lists(e, fitted):
+        """History-free lists scored on the cold-start customers of an evaluation set."""
+        seg_model = (rc.SegmentPopularity(name="segment popularity", segment_of=segments).fit(e.inter)
+                     if segments is not None else None)
+        base = {n: fitted[n] for n in ("popularity", "popularity (recent)") if n in fitted}
+        return rc.compare_cold(e, base, k, seg_model)
+
+    cold_choice = str(cold_lists(val, val_models).table["ndcg"].idxmax())  # chosen on validation
+    cold = cold_lists(ev, models)
     display(cold.table[["precision", "recall", "ndcg", "ndcg_ci_low", "ndcg_ci_high", "hit_rate",
                         "coverage", "n_users"]].round(4))
-    cold_choice = str(cold.table["ndcg"].idxmax())
-    # the chain over all test customers: warm -> the best model, cold -> the best history-free list
+    # the chain over all test customers: warm -> the best model, cold -> the chosen history-free list
     chain_ndcg = np.concatenate([comp.per_user[best_model]["ndcg"].to_numpy(),
                                  cold.per_user[cold_choice]["ndcg"].to_numpy()])
     pop_all = np.concatenate([comp.per_user["popularity"]["ndcg"].to_numpy(),
                               cold.per_user["popularity"]["ndcg"].to_numpy()])
-    print(f"cold-start list used by the chain: {cold_choice}")
+    print(f"cold-start list used by the chain (best on the validation window): {cold_choice}")
     print(f"all {len(chain_ndcg):,} test customers: NDCG@{k} chain {chain_ndcg.mean():.3f} vs "
           f"popularity for everyone {pop_all.mean():.3f}")
 else:
