@@ -103,7 +103,7 @@ TAGS: tuple[Tag, ...] = (
     Tag("price_sensitivity", "preference",
         "Price-sensitivity index in [0, 1] (higher = more driven by price).",
         "mean percentile rank of coupon_share, discount_share, promo_share and 1/price_level "
-        "(those available)"),
+        "(those available; needs at least two)"),
     Tag("brand_concentration", "preference",
         "How concentrated spend is on few brands (Herfindahl index; 1 = one brand).",
         "sum over brands of (brand spend share)^2", ("order_lines", "products")),
@@ -186,6 +186,7 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
                returns: pd.DataFrame | None = None,
                events: pd.DataFrame | None = None,
                new_days: int = 90, active_days: int = 180, churn_days: int = 365,
+               promo_calendar: str | None = "cn",
                ) -> pd.DataFrame:
     """One row per customer known at the analysis date, with the portrait tags.
 
@@ -200,10 +201,14 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
         analysis_date: the portrait's date.
         customers, order_lines, products, returns, events: optional contract tables.
         new_days, active_days, churn_days: lifecycle-stage thresholds in days.
+        promo_calendar: ``"cn"`` for the guide's festival days (618, Double-11, 12.12) behind
+            ``promo_share``; ``None`` where that calendar does not apply (no ``promo_share``).
 
     Returns:
         DataFrame indexed by ``customer_id`` (sorted), columns in dictionary order.
     """
+    if promo_calendar not in ("cn", None):
+        raise ValueError(f"promo_calendar must be 'cn' or None; got {promo_calendar!r}")
     if not (0 < new_days <= active_days <= churn_days):
         raise ValueError("stage thresholds must satisfy 0 < new_days <= active_days <= churn_days")
     date = pd.Timestamp(analysis_date).normalize()
@@ -212,6 +217,15 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     o = orders.loc[orders["order_ts"] < cutoff].copy()
     o["amount"] = order_amounts(o, order_lines)
     o["customer_id"] = o["customer_id"].astype(str)
+
+    ev = None
+    if _usable(events, ["customer_id", "event_ts", "event_type"]):
+        ev = events.loc[events["event_ts"] < cutoff,
+                        [c for c in ("customer_id", "event_ts", "event_type", "session_id")
+                         if c in events.columns]].copy()
+        ev["customer_id"] = ev["customer_id"].astype(str)
+        if "session_id" not in ev.columns:
+            ev["session_id"] = pd.Series(pd.NA, index=ev.index, dtype=object)
 
     ids = set(o["customer_id"])
     cust = None
@@ -222,6 +236,8 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             cust = cust[cust["signup_date"].isna() | (cust["signup_date"] < cutoff)
                         | cust["customer_id"].isin(ids)]
         ids |= set(cust["customer_id"])
+    elif ev is not None:  # no customers table: browsers without orders are customers too
+        ids |= set(ev["customer_id"].unique())
     if not ids:
         raise ValueError(f"no customers with data on or before {date.date()}")
     out = pd.DataFrame(index=pd.Index(sorted(ids), name="customer_id"))
@@ -247,34 +263,42 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
         known = pd.concat([known, sd.reindex(out.index)], axis=1).min(axis=1)
     out["tenure_days"] = ((cutoff - known).dt.total_seconds() / 86400.0).clip(lower=0).round(1)
 
-    # ---- behaviour (events)
-    ev = None
-    if _usable(events, ["customer_id", "event_ts", "event_type"]):
-        ev = events.loc[events["event_ts"] < cutoff,
-                        [c for c in ("customer_id", "event_ts", "event_type", "session_id")
-                         if c in events.columns]].copy()
-        ev["customer_id"] = ev["customer_id"].astype(str)
-        if "session_id" not in ev.columns:  # one visit per customer and day
-            ev["session_id"] = ev["customer_id"] + ev["event_ts"].dt.strftime("-%Y%m%d")
-        ge = ev.groupby("customer_id")
-        out["visits"] = ge["session_id"].nunique().reindex(out.index).fillna(0).astype(int)
-        out["views"] = (ev["event_type"] == "view").groupby(ev["customer_id"]).sum() \
-            .reindex(out.index).fillna(0).astype(int)
-        flags = pd.DataFrame({"customer_id": ev["customer_id"], "session_id": ev["session_id"],
-                              "viewed": ev["event_type"] == "view",
-                              "bought": ev["event_type"] == "purchase"})
-        s = flags.groupby(["customer_id", "session_id"], sort=False)[["viewed", "bought"]].max()
-        s = s[s["viewed"]]
-        conv = s["bought"].astype(float).groupby(level=0).mean()
-        out["view_to_purchase"] = conv.reindex(out.index).astype(float)
-        out["favourites"] = (ev["event_type"] == "favourite").groupby(ev["customer_id"]).sum() \
-            .reindex(out.index).fillna(0).astype(int)
-
-    days = o[["customer_id"]].assign(d=o["order_ts"].dt.normalize())
+    # ---- behaviour (events); integer codes keep this fast on millions of events
+    N = len(out)
+    day_pairs = [(out.index.get_indexer(o["customer_id"]),
+                  o["order_ts"].to_numpy().astype("datetime64[D]").astype(np.int64))]
     if ev is not None:
-        days = pd.concat([days, ev[["customer_id"]].assign(d=ev["event_ts"].dt.normalize())])
-    out["days_active"] = days.drop_duplicates().groupby("customer_id").size() \
-        .reindex(out.index).fillna(0).astype(int)
+        pos = out.index.get_indexer(ev["customer_id"])
+        keep = pos >= 0
+        pos = pos[keep]
+        etype = ev["event_type"].to_numpy()[keep]
+        is_view = (etype == "view").astype(float)
+        is_buy = (etype == "purchase").astype(float)
+        sess = ev["session_id"][keep]
+        if sess.isna().any():  # a missing session id: one visit per customer and day
+            day_key = ev["event_ts"][keep].dt.strftime("%Y%m%d")
+            sess = sess.fillna(ev["customer_id"][keep] + "-" + day_key)
+        sess_code = pd.factorize(sess)[0].astype(np.int64)
+        pair = pos.astype(np.int64) * (int(sess_code.max()) + 1) + sess_code
+        uniq, inv = np.unique(pair, return_inverse=True)
+        pair_cust = uniq // (int(sess_code.max()) + 1)
+        viewed = np.bincount(inv, weights=is_view, minlength=len(uniq)) > 0
+        bought = np.bincount(inv, weights=is_buy, minlength=len(uniq)) > 0
+        out["visits"] = np.bincount(pair_cust, minlength=N).astype(int)
+        out["views"] = np.bincount(pos, weights=is_view, minlength=N).astype(int)
+        den = np.bincount(pair_cust[viewed], minlength=N)
+        num = np.bincount(pair_cust[viewed], weights=bought[viewed].astype(float), minlength=N)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["view_to_purchase"] = np.where(den > 0, num / np.maximum(den, 1), np.nan)
+        out["favourites"] = np.bincount(pos, weights=(etype == "favourite").astype(float),
+                                        minlength=N).astype(int)
+        day_pairs.append((pos, ev["event_ts"].to_numpy()[keep].astype("datetime64[D]")
+                          .astype(np.int64)))
+    cp = np.concatenate([p for p, _ in day_pairs]).astype(np.int64)
+    dd = np.concatenate([d for _, d in day_pairs])
+    ok = cp >= 0
+    cust_day = np.unique(cp[ok] * 1_000_000 + (dd[ok] - dd[ok].min() if ok.any() else 0))
+    out["days_active"] = np.bincount(cust_day // 1_000_000, minlength=N).astype(int)
 
     # ---- consumption
     n = g.size().reindex(out.index).fillna(0).astype(int)
@@ -335,14 +359,15 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             bs = ln.groupby(["customer_id", "brand"])["value"].sum()
             bsh = bs / bs.groupby(level=0).transform("sum")
             out["brand_concentration"] = (bsh ** 2).groupby(level=0).sum().reindex(out.index)
-    promo = o["amount"].where(_promo_mask(o["order_ts"]), 0.0).groupby(o["customer_id"]).sum()
-    out["promo_share"] = (promo.reindex(out.index) / spend.where(spend > 0))
+    if promo_calendar == "cn":
+        promo = o["amount"].where(_promo_mask(o["order_ts"]), 0.0).groupby(o["customer_id"]).sum()
+        out["promo_share"] = (promo.reindex(out.index) / spend.where(spend > 0))
     comps = []
     for col, sign in (("coupon_share", 1), ("discount_share", 1), ("promo_share", 1),
                       ("price_level", -1)):
         if col in out.columns:
             comps.append(_pct_rank(sign * out.loc[buyers, col]))
-    if comps:
+    if len(comps) >= 2:  # one component alone would only repeat that tag
         out["price_sensitivity"] = pd.concat(comps, axis=1).mean(axis=1).reindex(out.index)
 
     # ---- lifecycle
@@ -364,15 +389,23 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     return out[cols]
 
 
-def build_tags_from(ds: object, analysis_date: str | pd.Timestamp, **kw: int) -> pd.DataFrame:
-    """:func:`build_tags` with the tables of a loaded ``helpers.data.Dataset``."""
+def build_tags_from(ds: object, analysis_date: str | pd.Timestamp,
+                    promo_calendar: str | None = "auto", **kw: int) -> pd.DataFrame:
+    """:func:`build_tags` with the tables of a loaded ``helpers.data.Dataset``.
+
+    ``promo_calendar="auto"`` uses the Chinese festival calendar (``"cn"``) for shops in the
+    ``Asia/Shanghai`` time zone and none elsewhere.
+    """
+    if promo_calendar == "auto":
+        promo_calendar = "cn" if getattr(ds, "timezone", None) == "Asia/Shanghai" else None
     def tab(name: str) -> pd.DataFrame | None:
         t = getattr(ds, name, None)
         return t if isinstance(t, pd.DataFrame) and len(t) else None
 
     return build_tags(ds.orders, analysis_date, customers=tab("customers"),
                       order_lines=tab("order_lines"), products=tab("products"),
-                      returns=tab("returns"), events=tab("events"), **kw)
+                      returns=tab("returns"), events=tab("events"),
+                      promo_calendar=promo_calendar, **kw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,9 +457,10 @@ def amount_outliers(amounts: pd.Series, z: float = 3.5) -> pd.DataFrame:
         "side": ["low", "high"],
         "threshold": [round(float(lo), 2), round(float(hi), 2)],
         "orders": [int((a < lo).sum()), int((a > hi).sum())],
-        "share": [round(float((a < lo).mean()), 4), round(float((a > hi).mean()), 4)],
-        "spend_share": [round(float(a[a < lo].sum() / a.sum()), 4),
-                        round(float(a[a > hi].sum() / a.sum()), 4)],
+        "orders_pct": [round(100 * float((a < lo).mean()), 2),
+                       round(100 * float((a > hi).mean()), 2)],
+        "spend_pct": [round(100 * float(a[a < lo].sum() / a.sum()), 2),
+                      round(100 * float(a[a > hi].sum() / a.sum()), 2)],
     })
 
 
@@ -809,6 +843,9 @@ def _targeting(z: pd.Series, stage_share: pd.Series, overall_stage: pd.Series,
                      "not blanket discounts")
     lapsed = stage_share.get("at_risk", 0) + stage_share.get("churned", 0)
     lapsed_all = overall_stage.get("at_risk", 0) + overall_stage.get("churned", 0)
+    if (g("return_rate", 0) or 0) >= 1.0:
+        ideas.append("review returns (product fit, quality) before any promotion; keep out of "
+                     "discount pushes")
     if lapsed >= lapsed_all + 0.10:
         ideas.append("win-back (召回) message with a time-limited offer")
     if stage_share.get("new", 0) >= overall_stage.get("new", 0) + 0.10 or \

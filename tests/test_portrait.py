@@ -159,6 +159,11 @@ def test_orders_only_dataset(shop):
     assert "orders" in set(d["tag"]) and "visits" not in set(d["tag"])
     X, spec = hp.segment_features(t)
     assert set(X.columns) <= {"log_orders_per_year", "log_orders", "log_aov", "promo_share"}
+    # price sensitivity needs two components: promo share alone is not enough
+    t2 = hp.build_tags(o, DATE, promo_calendar=None)
+    assert "promo_share" not in t2 and "price_sensitivity" not in t2
+    with pytest.raises(ValueError):
+        hp.build_tags(o, DATE, promo_calendar="us")
 
 
 def test_orders_without_amount_need_lines(shop):
