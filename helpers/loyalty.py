@@ -624,7 +624,7 @@ def roi_sensitivity(base: ROIInputs, effects: dict[str, float], margins: list[fl
 def recommendation_text(*, naive: float, effect: st.Estimate | None, observational: float | None,
                         roi: float | None, net_per_member: float | None, payback: float | None,
                         breakeven_margin: float | None, mde_next: float | None,
-                        currency: str) -> str:
+                        currency: str, roi_forward: float | None = None) -> str:
     """One paragraph for decision makers, written from the computed numbers."""
     parts = [f"Members look {naive + 1:.1f}x as valuable as non-members, but most of that gap is "
              f"who joins, not what the program does."]
@@ -652,6 +652,9 @@ def recommendation_text(*, naive: float, effect: st.Estimate | None, observation
                f"{net_per_member:+,.0f} {currency} per member over the window (ROI {roi:+.0%})")
         if payback is not None and np.isfinite(payback):
             txt += f", paying back its set-up cost in about {payback:.0f} months"
+        if roi_forward is not None and np.isfinite(roi_forward):
+            txt += (f"; over the next 12 months, with the effect applied to predicted CLV, the ROI "
+                    f"would be {roi_forward:+.0%}")
         parts.append(txt + ".")
         if breakeven_margin is not None and np.isfinite(breakeven_margin):
             parts.append(f"It breaks even at a gross margin of {breakeven_margin:.0%}; "

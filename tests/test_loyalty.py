@@ -166,6 +166,21 @@ def test_roi_breakdown_hand_computed():
     assert sens.set_index("effect").loc["low", "roi"] == pytest.approx(-1.0)
 
 
+def test_recommendation_text_is_written_from_the_numbers():
+    from helpers import stats as st
+
+    eff = st.Estimate(0.12, 0.05, 0.02, 0.22, 1000)
+    txt = lo.recommendation_text(naive=1.4, effect=eff, observational=0.9, roi=-0.1,
+                                 net_per_member=-3.0, payback=float("inf"),
+                                 breakeven_margin=0.35, mde_next=0.15, currency="CNY")
+    assert "2.4x" in txt and "+12%" in txt and "+2% to +22%" in txt
+    assert "does not yet pay for itself" in txt and "35%" in txt and "far from it" in txt
+    txt2 = lo.recommendation_text(naive=1.4, effect=None, observational=None, roi=None,
+                                  net_per_member=None, payback=None, breakeven_margin=None,
+                                  mde_next=None, currency="CNY")
+    assert "cannot measure" in txt2
+
+
 # ---------------------------------------------------------------- truth checks (synthetic data)
 @pytest.fixture(scope="module")
 def synthetic():
