@@ -82,10 +82,11 @@ def net_spend(orders: pd.DataFrame, returns: pd.DataFrame | None = None, *,
     _, stop = _day_end(end)
     lo = pd.Timestamp(start).normalize() if start is not None else pd.Timestamp.min
     o = orders[(orders["order_ts"] >= lo) & (orders["order_ts"] < stop)]
-    spend = o.groupby("customer_id", sort=True)["amount"].sum()
+    spend = o.groupby("customer_id", sort=True, observed=True)["amount"].sum()
     if returns is not None and len(returns):
         r = returns[(returns["return_ts"] >= lo) & (returns["return_ts"] < stop)]
-        spend = spend.sub(r.groupby("customer_id", sort=True)["amount"].sum(), fill_value=0.0)
+        refunds = r.groupby("customer_id", sort=True, observed=True)["amount"].sum()
+        spend = spend.sub(refunds, fill_value=0.0)
     spend.index.name = "customer_id"
     return spend.rename("net_spend").astype(float)
 
@@ -121,7 +122,7 @@ def rfm_table(orders: pd.DataFrame, returns: pd.DataFrame | None = None, *,
         out = pd.DataFrame(columns=cols, index=pd.Index([], name="customer_id", dtype=object))
     else:
         o = o.assign(day=o["order_ts"].dt.normalize())
-        g = o.groupby("customer_id", sort=True)
+        g = o.groupby("customer_id", sort=True, observed=True)
         out = pd.DataFrame({
             "first_order_ts": g["order_ts"].min(),
             "last_order_ts": g["order_ts"].max(),
@@ -136,7 +137,7 @@ def rfm_table(orders: pd.DataFrame, returns: pd.DataFrame | None = None, *,
     only_returns: list[str] = []
     if returns is not None and len(returns):
         r = returns[returns["return_ts"] < stop]
-        refunds = r.groupby("customer_id", sort=True)["amount"].sum()
+        refunds = r.groupby("customer_id", sort=True, observed=True)["amount"].sum()
         only_returns = sorted(set(refunds.index) - set(out.index))
         out["returns"] = refunds.reindex(out.index).fillna(0.0).astype(float)
     out["monetary"] = (out["gross"] - out["returns"]).clip(lower=0.0).astype(float)
@@ -462,8 +463,10 @@ def rate_with_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, fl
 
 
 def member_tiers(spend: pd.Series, *, gold_min: float, black_min: float) -> pd.Series:
-    """Member tier (会员等级) from a spend measure: black >= ``black_min`` > gold >= ``gold_min``
-    > silver. Returns an ordered categorical (silver < gold < black)."""
+    """Member tier (会员等级) from a spend measure.
+
+    black if spend >= ``black_min``, gold if >= ``gold_min``, else silver. Returns an ordered
+    categorical (silver < gold < black)."""
     if not 0 <= gold_min < black_min:
         raise ValueError(f"need 0 <= gold_min < black_min; got {gold_min}, {black_min}")
     v = spend.to_numpy(dtype=float)

@@ -63,6 +63,19 @@ def test_rfm_table_hand_computed(orders, returns):
     assert t.attrs["n_only_returns"] == 1 and t.attrs["only_returns_ids"] == ["D"]
 
 
+def test_rfm_table_id_dtypes_do_not_matter(orders, returns):
+    """Categorical or pyarrow-string ids give the same table (no rows for unseen categories)."""
+    base = rfm.rfm_table(orders, returns, analysis_date=DAY)
+    ids = sorted(set(orders["customer_id"]) | set(returns["customer_id"]) | {"Z"})
+    for dtype in (pd.CategoricalDtype(ids), "string"):
+        o = orders.astype({"customer_id": dtype})
+        r = returns.astype({"customer_id": dtype})
+        t = rfm.rfm_table(o, r, analysis_date=DAY)
+        assert list(map(str, t.index)) == list(base.index)
+        assert t["monetary"].tolist() == base["monetary"].tolist()
+        assert t.attrs["only_returns_ids"] == ["D"]
+
+
 def test_rfm_table_same_day_separate(orders, returns):
     t = rfm.rfm_table(orders, returns, analysis_date=DAY, same_day="separate")
     assert t.loc["A", "frequency"] == 3
@@ -151,7 +164,8 @@ def test_fixed_thresholds_validation():
 
 
 def _cells(row) -> set[tuple[int, int]]:
-    return {(r, f) for r in range(row.r_min, row.r_max + 1) for f in range(row.f_min, row.f_max + 1)}
+    return {(r, f) for r in range(row.r_min, row.r_max + 1)
+            for f in range(row.f_min, row.f_max + 1)}
 
 
 def test_segment_map_is_a_partition_of_the_grid():
@@ -265,7 +279,8 @@ def test_rate_with_ci_matches_wilson():
 
 def test_kmeans_recovers_planted_groups_and_orders_labels():
     rng = np.random.default_rng(0)
-    hi = pd.DataFrame({"recency_days": rng.integers(0, 10, 50), "frequency": rng.integers(10, 15, 50),
+    hi = pd.DataFrame({"recency_days": rng.integers(0, 10, 50),
+                       "frequency": rng.integers(10, 15, 50),
                        "monetary": rng.uniform(5000, 6000, 50)})
     lo = pd.DataFrame({"recency_days": rng.integers(300, 400, 50), "frequency": 1,
                        "monetary": rng.uniform(10, 20, 50)})

@@ -99,7 +99,8 @@ def score(table: pd.DataFrame) -> pd.DataFrame:
 # NBVAL_CHECK_OUTPUT
 print(f"orders:    {len(orders_all):,}")
 print(f"customers: {orders_all['customer_id'].nunique():,}")
-print(f"period:    {orders_all['order_ts'].min():%Y-%m-%d} to {orders_all['order_ts'].max():%Y-%m-%d}")
+first, last = orders_all["order_ts"].min(), orders_all["order_ts"].max()
+print(f"period:    {first:%Y-%m-%d} to {last:%Y-%m-%d}")
 print(f"returns table: {'yes' if returns_tbl is not None else 'no (monetary = gross spend)'}")
 
 # %% [markdown]
@@ -128,7 +129,8 @@ n_customers = len(rfm_now)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"RFM customers at {T_END:%Y-%m-%d}: {n_customers:,}")
-print(f"orders merged as same-day purchases: {int((rfm_now['n_orders'] - rfm_now['frequency']).sum()):,}")
+n_merged = int((rfm_now["n_orders"] - rfm_now["frequency"]).sum())
+print(f"orders merged as same-day purchases: {n_merged:,}")
 print(f"customers with refunds: {int((rfm_now['returns'] > 0).sum()):,} "
       f"(refunds = {rfm_now['returns'].sum() / max(rfm_now['gross'].sum(), 1e-9):.1%} of gross)")
 print(f"customers whose refunds exceed their window spend (monetary floored at 0): "
@@ -520,8 +522,8 @@ if valid is not None:
 # all their members are gone — some are just slow buyers, which is why win-back campaigns work at
 # all. On the synthetic data "New" and "Promising" customers are almost never truly inactive: in
 # its buy-till-you-die story people drop out only after a repeat purchase, yet many of them do not
-# buy in the window simply because they buy rarely. Recency alone cannot tell a slow buyer from a lost one;
-# the lifecycle chapter (02) estimates that probability with a model.
+# buy in the window simply because they buy rarely. Recency alone cannot tell a slow buyer from
+# a lost one; the lifecycle chapter (02) estimates that probability with a model.
 #
 # ### The guide's claim: high-value customers repurchase far more often (Guide 4.5)
 #
@@ -571,7 +573,8 @@ if valid is not None:
     ax.scatter([0, 1], claim["guide_claim"] * 100, color="black", marker="D", zorder=3,
                label="guide claim")
     ax.set_xticks([0, 1], claim.index)
-    ax.set(title="Repurchase rate by customer value", ylabel=f"bought in next {window_days} days (%)")
+    ax.set(title="Repurchase rate by customer value",
+           ylabel=f"bought in the next {window_days} days (%)")
     ax.legend()
     plt.show()
 
@@ -591,9 +594,9 @@ if valid is not None:
 # high-value customers, promotions for low-value ones, onboarding for new customers, maintenance
 # for the loyal, recall (召回) for the churned). Member tiers follow the trailing
 # `tier_window_days` net spend with the thresholds as parameters: silver card (银卡) below
-# `tier_gold_min`, gold card (金卡) from `tier_gold_min`, black card (黑卡) from `tier_black_min`. The segment says *what* to do; the
-tier says *how much* it is worth spending: a black-card member in "At risk" gets a personal
-call, a silver one a coupon by SMS.
+# `tier_gold_min`, gold card (金卡) from `tier_gold_min`, black card (黑卡) from `tier_black_min`.
+# The segment says *what* to do; the tier says *how much* it is worth spending: a black-card
+# member in "At risk" gets a personal call, a silver one a coupon by SMS.
 
 # %%
 trailing = rfm.net_spend(orders_all, returns_tbl,
@@ -631,7 +634,8 @@ plt.show()
 # data: ids only). The file goes to `<export_dir>/03_rfm_segments/`.
 
 # %%
-export = rfm_now[["recency_days", "frequency", "monetary"]].round(2).join(scores_now[["R", "F", "M", "RFM"]])
+export = rfm_now[["recency_days", "frequency", "monetary"]].round(2)
+export = export.join(scores_now[["R", "F", "M", "RFM"]])
 export.insert(0, "segment", segments_now.astype(str))
 export["tier"] = tiers.astype(str)
 path = ctx.export_path("rfm_segments.csv")
