@@ -572,7 +572,7 @@ else:
 # %%
 # NBVAL_CHECK_OUTPUT
 if truth is not None:
-    print(truth_tab.round(3).to_string())
+    print(truth_tab.round(2).to_string())
 
 # %%
 if truth is not None and len(truth_tab):
@@ -742,6 +742,27 @@ ax.set_ylabel("share")
 ax.set_ylim(0, 1)
 ax.legend()
 plt.show()
+
+# %% [markdown]
+# **Export for the CRM.** Each customer who bought in the last year with their trailing spend,
+# tier, and the spend still needed to reach the next tier (the basis of a "spend X more to reach
+# gold" message). Customer ids only — no personal data.
+
+# %%
+tier_export = tiers_now.assign(
+    tier=tiers_now["tier"].astype(str),
+    gap_to_next_tier=np.select([tiers_now["tier"].astype(str) == "silver",
+                                tiers_now["tier"].astype(str) == "gold"],
+                               [GOLD - tiers_now["trailing_spend"],
+                                BLACK - tiers_now["trailing_spend"]], 0.0),
+).round(2).sort_index()
+tier_path = ctx.export_path("member_tiers.csv")
+tier_export.to_csv(tier_path, index=True)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"wrote {len(tier_export):,} customers to {ctx.chapter}/{tier_path.name} with columns: "
+      f"{', '.join(['customer_id'] + list(tier_export.columns))}")
 
 # %% [markdown]
 # ## 9. Recommendation for decision makers
