@@ -155,33 +155,37 @@ def inter_purchase_gaps(orders: pd.DataFrame, until: pd.Timestamp | None = None)
 # --------------------------------------------------------------------------------------------
 # features
 # --------------------------------------------------------------------------------------------
-#: Plain words for each feature: the reason shown when the feature pushes the risk up.
-#: ``{v}`` is replaced by the customer's value.
-FEATURE_WORDS: dict[str, str] = {
-    "recency_days": "no order for {v:.0f} days",
-    "overdue_ratio": "silent {v:.1f}x longer than their usual gap between orders",
-    "frequency": "only {v:.0f} order(s) so far",
-    "one_time_buyer": "bought only once",
-    "tenure_days": "customer for {v:.0f} days",
-    "log_aov": "small baskets",
-    "log_spend_365d": "low spend in the last year",
-    "orders_90d": "{v:.0f} order(s) in the last 90 days",
-    "order_trend": "orders fell by {v:.0f} vs the 90 days before",
-    "mean_gap_days": "usually waits {v:.0f} days between orders",
-    "return_rate": "returned {v:.0%} of what they bought",
-    "coupon_share": "{v:.0%} of orders with a coupon (price-sensitive)",
-    "discount_share": "discounts were {v:.0%} of the basket value",
-    "views_30d": "{v:.0f} product views in the last 30 days",
-    "sessions_30d": "{v:.0f} visits in the last 30 days",
-    "carts_30d": "{v:.0f} add-to-cart in the last 30 days",
-    "days_since_event": "no visit for {v:.0f} days",
-    "event_trend": "browsing fell to {v:.0%} of its earlier level",
-    "last_nps": "last NPS answer {v:.0f} of 10",
-    "has_survey": "answered a survey",
-    "member": "loyalty member",
-    "r_score": "recency score {v:.0f} of 5",
-    "f_score": "frequency score {v:.0f} of 5",
-    "m_score": "value score {v:.0f} of 5",
+#: Plain words for each feature, as (text when the customer's value is above the typical value,
+#: text when below). ``{v}`` is replaced by the customer's value. A reason is shown when the
+#: feature pushes the customer's risk up, in whichever direction their value deviates.
+FEATURE_WORDS: dict[str, tuple[str, str]] = {
+    "recency_days": ("no order for {v:.0f} days", "ordered only {v:.0f} days ago"),
+    "overdue_ratio": ("silent {v:.1f}x longer than their usual gap between orders",
+                      "still within their usual gap between orders"),
+    "frequency": ("{v:.0f} orders so far", "only {v:.0f} order(s) so far"),
+    "one_time_buyer": ("bought only once", "bought more than once"),
+    "tenure_days": ("customer for {v:.0f} days", "new customer ({v:.0f} days)"),
+    "log_aov": ("large baskets", "small baskets"),
+    "log_spend_365d": ("high spend in the last year", "low spend in the last year"),
+    "orders_90d": ("{v:.0f} orders in the last 90 days", "few orders in the last 90 days ({v:.0f})"),
+    "order_trend": ("more orders than in the 90 days before", "fewer orders than in the 90 days before"),
+    "mean_gap_days": ("usually waits {v:.0f} days between orders",
+                      "usually orders every {v:.0f} days"),
+    "return_rate": ("returned {v:.0%} of what they bought", "rarely returns"),
+    "coupon_share": ("{v:.0%} of orders with a coupon (price-sensitive)", "rarely uses coupons"),
+    "discount_share": ("discounts were {v:.0%} of the basket value", "rarely gets discounts"),
+    "views_30d": ("{v:.0f} product views in the last 30 days", "few product views in the last 30 days ({v:.0f})"),
+    "sessions_30d": ("{v:.0f} visits in the last 30 days", "few visits in the last 30 days ({v:.0f})"),
+    "carts_30d": ("{v:.0f} add-to-cart in the last 30 days", "few add-to-cart in the last 30 days ({v:.0f})"),
+    "days_since_event": ("no visit for {v:.0f} days", "visited {v:.0f} days ago"),
+    "event_trend": ("browsing up to {v:.0%} of its earlier level",
+                    "browsing fell to {v:.0%} of its earlier level"),
+    "last_nps": ("last NPS answer {v:.0f} of 10", "low NPS answer ({v:.0f} of 10)"),
+    "has_survey": ("answered a survey", "never answered a survey"),
+    "member": ("loyalty member", "not a loyalty member"),
+    "r_score": ("recency score {v:.0f} of 5", "low recency score ({v:.0f} of 5)"),
+    "f_score": ("frequency score {v:.0f} of 5", "low frequency score ({v:.0f} of 5)"),
+    "m_score": ("value score {v:.0f} of 5", "low value score ({v:.0f} of 5)"),
 }
 
 
@@ -621,14 +625,15 @@ def oracle_churn_probability(truth: pd.DataFrame, facts: Mapping, customers: pd.
 # --------------------------------------------------------------------------------------------
 def reason_codes(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame,
                  reference: pd.Series, top: int = 2,
-                 words: Mapping[str, str] = FEATURE_WORDS,
+                 words: Mapping[str, tuple[str, str]] = FEATURE_WORDS,
                  min_effect: float = 0.01) -> pd.DataFrame:
     """Per-customer reasons: the features whose typical value would lower the risk most.
 
     For every feature, the customer's value is replaced by the reference (typical, e.g. the
     median of the active base) and the model is asked again; the drop in predicted churn
     probability is that feature's contribution. The ``top`` largest contributions above
-    ``min_effect`` become plain-language reasons from ``words``. Model-agnostic (works for any
+    ``min_effect`` become plain-language reasons from ``words`` (the first text when the
+    customer's value is above the reference, the second when below). Model-agnostic (works for any
     ``predict`` returning probabilities); costs one prediction per feature.
     """
     base = np.asarray(predict(X), float)
@@ -647,7 +652,8 @@ def reason_codes(predict: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame,
         for j in order:
             if c[i, j] < min_effect:
                 break
-            tmpl = words.get(cols[j], cols[j] + " = {v:.2f}")
+            above, below = words.get(cols[j], (cols[j] + " = {v:.2f}",) * 2)
+            tmpl = above if vals[i, j] >= float(reference[cols[j]]) else below
             parts.append(tmpl.format(v=vals[i, j]))
         reasons.append("; ".join(parts) if parts else "no single strong reason")
     return pd.DataFrame({"risk": base, "reasons": reasons}, index=X.index)
@@ -754,26 +760,28 @@ def value_band(value: pd.Series) -> pd.Series:
                   include_lowest=True)
 
 
-#: The action rules, in order (first matching rule wins).
+#: The action for a contacted customer, in order (first matching rule wins). *Whether* to
+#: contact is decided by the budget and the expected retained margin, not here.
 ACTION_RULES: tuple[tuple[str, str], ...] = (
     ("compensation", "high risk and high value: personal care call plus points/coupon"),
     ("win-back coupon", "high or medium risk and price-sensitive (coupon share >= 50%)"),
     ("recommendation", "high or medium risk otherwise: personalised recommendation e-mail/push"),
-    ("care message", "low risk and high value: relationship care (festival greetings, service)"),
-    ("no contact", "everyone else"),
+    ("care message", "low risk: relationship care (festival greetings, service message)"),
 )
 
 
 def recommend_action(p_churn: pd.Series, value: pd.Series, coupon_share: pd.Series | None = None,
                      risk_cuts: tuple[float, float] = (0.3, 0.6)) -> pd.Series:
-    """Recommended action per customer following :data:`ACTION_RULES`."""
+    """Recommended action per customer following :data:`ACTION_RULES`.
+
+    Value bands are tertiles of ``value`` among the customers passed in.
+    """
     vb = value_band(value).astype(str)
     high = p_churn >= risk_cuts[1]
     med = (p_churn >= risk_cuts[0]) & ~high
     price = (coupon_share.reindex(p_churn.index).fillna(0) >= 0.5) if coupon_share is not None \
         else pd.Series(False, index=p_churn.index)
-    act = pd.Series("no contact", index=p_churn.index)
-    act[(~high & ~med) & (vb == "high value")] = "care message"
+    act = pd.Series("care message", index=p_churn.index)
     act[high | med] = "recommendation"
     act[(high | med) & price] = "win-back coupon"
     act[high & (vb == "high value")] = "compensation"
@@ -794,6 +802,7 @@ def t_learner_uplift(X: pd.DataFrame, treated: pd.Series, y: pd.Series, seed: in
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     if make_model is None:
         def make_model() -> object:
@@ -803,14 +812,15 @@ def t_learner_uplift(X: pd.DataFrame, treated: pd.Series, y: pd.Series, seed: in
     strata = tr * 2 + yv
     out = np.full(len(X), np.nan)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fit_idx, pred_idx in skf.split(X, strata):
-        preds = []
-        for arm in (True, False):
-            m = fit_idx[tr[fit_idx] == arm]
-            model = make_model()
-            model.fit(X.iloc[m], yv[m])
-            preds.append(model.predict_proba(X.iloc[pred_idx])[:, 1])
-        out[pred_idx] = preds[0] - preds[1]
+    with threadpool_limits(1):
+        for fit_idx, pred_idx in skf.split(X, strata):
+            preds = []
+            for arm in (True, False):
+                m = fit_idx[tr[fit_idx] == arm]
+                model = make_model()
+                model.fit(X.iloc[m], yv[m])
+                preds.append(model.predict_proba(X.iloc[pred_idx])[:, 1])
+            out[pred_idx] = preds[0] - preds[1]
     return pd.Series(out, index=X.index, name="uplift")
 
 

@@ -208,7 +208,7 @@ def test_recommend_action_rules():
     coupon = pd.Series([0.0, 0.8, 0.0, 0.9, 0.0, 0.0], index=ids)
     act = ch.recommend_action(p, v, coupon, (0.5, 0.8))
     assert act.to_dict() == {"a": "compensation", "b": "win-back coupon", "c": "recommendation",
-                             "d": "win-back coupon", "e": "care message", "f": "no contact"}
+                             "d": "win-back coupon", "e": "care message", "f": "care message"}
     m = ch.risk_value_matrix(p, v, (0.5, 0.8))
     assert int(m.to_numpy().sum()) == 6 and int(m.loc["high risk", "high value"]) == 1
 
@@ -249,6 +249,13 @@ def test_reason_codes_name_the_driving_feature():
     rc = ch.reason_codes(predict, X, X.median(), top=2)
     assert rc.loc["late", "reasons"] == "no order for 200 days"
     assert rc.loc["fine", "reasons"] == "no single strong reason"
+
+    def predict_f(Z: pd.DataFrame) -> np.ndarray:  # risk driven by few orders
+        return 1 / (1 + np.exp(Z["frequency"].to_numpy() - 5))
+
+    rc = ch.reason_codes(predict_f, X, X.median(), top=2)
+    assert rc.loc["late", "reasons"] == "only 1 order(s) so far"  # the text for a low value
+    assert rc.loc["fine", "reasons"] == "no single strong reason"  # high frequency lowers risk
 
 
 # --------------------------------------------------------------------------------------------
