@@ -333,8 +333,14 @@ def _error_text(exc: BaseException) -> str:
 def execute_chapter(src: Path, dest: Path, parameters: Mapping[str, Any], cwd: Path,
                     timeout: float | None = None) -> None:
     """Run one notebook with papermill into ``dest`` (kernel and cwd passed explicitly)."""
+    import logging
+
     import papermill as pm
 
+    # Parameter names were checked up front (plan_run); papermill's own line-based check would
+    # only add false "Unable to parse line" / "Passed unknown parameter" warnings.
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     pm.execute_notebook(
         str(src), str(dest), parameters=dict(parameters), kernel_name=KERNEL_NAME,
         cwd=str(cwd), progress_bar=False, log_output=False, execution_timeout=timeout,
