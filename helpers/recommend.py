@@ -933,6 +933,22 @@ def order_count_band(purch: pd.DataFrame, customer_ids: Sequence[str]) -> pd.Ser
     return pd.Series(bands.astype(str).to_numpy(), index=pd.Index(customer_ids), name="orders_band")
 
 
+def segment_top_n(model: SegmentPopularity, n: int, names: Mapping[str, str] | None = None
+                  ) -> pd.DataFrame:
+    """Long table ``segment, rank, product_id[, product_name]``: each sign-up segment's top ``n``
+    (segments too small for their own list get the overall list)."""
+    scores = model.table + model._tiebreak()[None, :]
+    r = top_k(scores, n)
+    out = pd.DataFrame({"segment": np.repeat(model.labels.to_numpy(), n),
+                        "rank": np.tile(np.arange(1, n + 1), len(model.labels)), "_pos": r.ravel()})
+    out = out[out["_pos"] >= 0]
+    out["product_id"] = model.inter.items[out["_pos"].to_numpy()]
+    out = out.drop(columns="_pos")
+    if names is not None:
+        out["product_name"] = out["product_id"].map(names)
+    return out.reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------------------------
 # association rules
 
@@ -993,7 +1009,7 @@ def related_items(model: ItemKNN, n: int = 5, names: Mapping[str, str] | None = 
     sim = top_n_per_row(model.sim, n).tocoo()
     items = model.inter.items
     out = pd.DataFrame({"product_id": items[sim.row], "related_product_id": items[sim.col],
-                        "similarity": sim.data.astype(float)})
+                        "similarity": np.round(sim.data.astype(float), 6)})
     out = out.sort_values(["product_id", "similarity", "related_product_id"],
                           ascending=[True, False, True], kind="stable")
     out["rank"] = out.groupby("product_id").cumcount() + 1

@@ -191,6 +191,10 @@ def test_popularity_segment_and_cold_rows() -> None:
     seg2 = pd.concat([seg, pd.Series(["s1"], index=["new2"])])
     sm2 = rc.SegmentPopularity(segment_of=seg2, min_customers=2).fit(inter)
     assert np.argmax(sm2.score_customers(["new2"])[0]) == 0  # segment s1 buys item 0
+    lists = rc.segment_top_n(sm2, 2)
+    # s1 = customers 0, 1: item 0 bought by both, item 1 by one; s2 = customers 2, 3: item 1 by both
+    assert lists[lists["segment"] == "s1"]["product_id"].tolist() == ["i0", "i1"]
+    assert lists[lists["segment"] == "s2"]["product_id"].tolist() == ["i1", "i2"]
 
 
 def test_content_based_prefers_same_category() -> None:

@@ -530,8 +530,9 @@ else:
 # ## 10. Exports for e-mail and on-site widgets
 #
 # The production lists use *all* purchases up to the analysis date (the split was only for
-# evaluation), the best model with its tuned settings for customers with history, and the
-# fallback list for everyone else (one list per sign-up segment, or the recent bestsellers).
+# evaluation): the best model with its tuned settings for customers with history, one list per
+# sign-up segment for new customers, and the recent bestsellers when nothing is known (the
+# fallback chain of section 6). Files go to `export_dir/05_recommendation/`.
 # The related-items table feeds the "bought together / you may also like" widget on product
 # pages: item-CF neighbours, with the basket lift where a rule exists.
 
@@ -555,7 +556,15 @@ if HAS_PRODUCTS and CAN_EVAL:
     top_lists.to_csv(ctx.export_path("top_n_per_customer.csv"), index=False)
     related.to_csv(ctx.export_path("related_items.csv"), index=False)
     print(f"top_n_per_customer.csv: {full.shape[0]:,} customers x {top_n_export} products "
-          f"({best_model}) + fallback list")
+          f"({best_model}) + the recent-bestseller list for '(no history)'")
+    segs = rc.signup_segments(ds.customers)
+    if segs is not None:
+        seg_lists = rc.segment_top_n(rc.SegmentPopularity(name="segment popularity",
+                                                          segment_of=segs).fit(full),
+                                     top_n_export, names)
+        seg_lists.to_csv(ctx.export_path("top_n_per_signup_segment.csv"), index=False)
+        print(f"top_n_per_signup_segment.csv: {seg_lists['segment'].nunique():,} sign-up segments "
+              f"x {top_n_export} products (new customers)")
     print(f"related_items.csv: {related['product_id'].nunique():,} products, up to {related_n} "
           f"related each; {int(related['basket_lift'].notna().sum()):,} pairs also a rule")
 else:
