@@ -22,6 +22,8 @@ The schema (every key, with an example) is documented in ``docs/datasets.md``; a
     columns: {customer_id: "Customer ID", order_ts: InvoiceDate, ...}   # contract <- source
     codes: {channel: {App: app}}
     lines: {cancellation: {...}, non_product_codes: {...}}               # format: lines only
+    exclude: [{column: status, values: [cancelled, test], reason: not a sale}]  # rows set aside
+    privacy: {pseudonymize_ids: true, salt_env: HANDBOOK_SALT}         # see helpers.data.privacy
 """
 from __future__ import annotations
 
@@ -40,14 +42,15 @@ import yaml
 from helpers.contract import TABLES
 
 from .errors import DataContractError
+from .privacy import PrivacyOptions, check_currency
 
 FORMATS = ("tables", "transactions", "lines")
 TOP_KEYS = ("name", "description", "format", "timezone", "currency", "analysis_date", "data_end",
             "truth", "reader", "rules", "tables", "source", "columns", "codes", "lines",
-            "licence", "license", "citation", "notes", "homepage")
+            "licence", "license", "citation", "notes", "homepage", "exclude", "privacy")
 READER_KEYS = ("delimiter", "header", "names", "encoding", "date_format", "decimal", "thousands",
                "skiprows", "na_values", "keep_default_na", "source_timezone", "comment")
-TABLE_KEYS = ("file", "url", "table", "query", "columns", "codes", "reader")
+TABLE_KEYS = ("file", "url", "table", "query", "columns", "codes", "reader", "exclude")
 SOURCE_KEYS = ("file", "url", "table", "query")
 LINES_KEYS = ("cancellation", "non_product_codes")
 
@@ -165,6 +168,17 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """Source rows that are not what the table holds (test orders, cancelled-before-payment
+    orders, internal accounts, ...): selected by ``selector`` (a :class:`Selector` on a *source*
+    column), set aside with ``reason`` and listed in ``Dataset.issues`` under rule ``excluded``.
+    Never an error: the rows are counted in ``rows_in`` and ``rows_set_aside``."""
+
+    selector: "Selector"
+    reason: str
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """One contract table of a ``tables`` dataset: its source, column mapping and code mapping."""
 
@@ -172,6 +186,7 @@ class TableSpec:
     source: SourceSpec
     columns: Mapping[str, str] = field(default_factory=dict)  # contract column -> source column
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # column -> {value: code}
+    exclude: tuple[Exclusion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,7 @@ class Selector:
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str, list_key: str = "values") -> "Selector":
         _check_keys(raw, ("column", "prefix", "values", "codes", "patterns", "ignore_case",
-                          "quantity_sign"), where)
+                          "quantity_sign", "reason"), where)
         if "column" not in raw:
             raise _config_error(where, "needs 'column' (the source column to look at).")
         values = raw.get("values", raw.get("codes", ())) or ()
@@ -261,6 +276,8 @@ class DatasetConfig:
     columns: Mapping[str, str] = field(default_factory=dict)
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     lines: LinesOptions = field(default_factory=LinesOptions)
+    exclude: tuple[Exclusion, ...] = ()  # formats transactions / lines (tables: per table)
+    privacy: PrivacyOptions = field(default_factory=PrivacyOptions)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -313,6 +330,30 @@ def _codes(raw: Any, where: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def _exclusions(raw: Any, where: str) -> tuple[Exclusion, ...]:
+    """``exclude:`` — a list of selectors, each with an optional ``reason``."""
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise _config_error(where, "exclude must be a list of {column: ..., values: [...], "
+                                   "reason: ...} entries.")
+    out = []
+    for i, item in enumerate(raw):
+        iw = f"{where}[{i}]"
+        item = _as_mapping(item, iw)
+        if "quantity_sign" in item:
+            raise _config_error(iw, "unknown key 'quantity_sign' (it belongs to "
+                                    "lines.cancellation).")
+        sel = Selector.parse(item, iw)
+        what = (f"{sel.column} " + (f"starts with {sel.prefix!r}" if sel.prefix else
+                                   "in " + ", ".join(sel.values) if sel.values else
+                                   "matches " + ", ".join(sel.patterns)))
+        out.append(Exclusion(sel, str(item.get("reason") or f"excluded ({what})")))
+    return tuple(out)
+
+
 def _discover_tables(folder: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in TABLES:
@@ -342,8 +383,10 @@ def parse_config(path: Path) -> DatasetConfig:
     tz = str(raw.get("timezone", "UTC"))
     _check_tz(tz, f"{where}: timezone")
     currency = raw.get("currency")
-    if currency is not None and not re.fullmatch(r"[A-Z]{3}", str(currency)):
-        raise _config_error(where, f"currency {currency!r} is not an ISO 4217 code such as 'GBP'.")
+    if currency is not None:
+        currency = check_currency(currency, where)
+    privacy = PrivacyOptions.parse(_as_mapping(raw.get("privacy"), f"{where}: privacy"),
+                                   f"{where}: privacy")
     reader = ReaderOptions.parse(_as_mapping(raw.get("reader"), f"{where}: reader"), None,
                                  f"{where}: reader")
     rules = _mapping_of_str(raw.get("rules"), f"{where}: rules")
@@ -358,10 +401,10 @@ def parse_config(path: Path) -> DatasetConfig:
         timezone=tz, currency=currency,
         analysis_date=_timestamp(raw.get("analysis_date"), f"{where}: analysis_date"),
         data_end=_timestamp(raw.get("data_end"), f"{where}: data_end"),
-        truth=truth_path, reader=reader, rules=rules, raw=raw,
+        truth=truth_path, reader=reader, rules=rules, privacy=privacy, raw=raw,
     )
     if fmt == "tables":
-        for key in ("source", "columns", "codes", "lines"):
+        for key in ("source", "columns", "codes", "lines", "exclude"):
             if key in raw:
                 raise _config_error(where, f"key {key!r} belongs to formats 'transactions' and "
                                            "'lines'; with format 'tables' give them per table "
@@ -392,7 +435,8 @@ def parse_config(path: Path) -> DatasetConfig:
                           folder, reader, twhere, SOURCE_KEYS + ("reader",))
             specs[tname] = TableSpec(tname, src, _mapping_of_str(traw.get("columns"),
                                                                  f"{twhere}.columns"),
-                                     _codes(traw.get("codes"), f"{twhere}.codes"))
+                                     _codes(traw.get("codes"), f"{twhere}.codes"),
+                                     _exclusions(traw.get("exclude"), f"{twhere}.exclude"))
         if not specs:
             raise _config_error(where, f"format 'tables' but no tables listed and no "
                                        f"<table>.parquet/.csv files found in {folder}.")
@@ -430,7 +474,8 @@ def parse_config(path: Path) -> DatasetConfig:
         lines = LinesOptions(canc, sign, noncode)
     elif "lines" in raw:
         raise _config_error(where, "key 'lines' belongs to format 'lines'.")
-    return DatasetConfig(source=src, columns=columns, codes=codes, lines=lines, **common)
+    return DatasetConfig(source=src, columns=columns, codes=codes, lines=lines,
+                         exclude=_exclusions(raw.get("exclude"), f"{where}: exclude"), **common)
 
 
 def available() -> dict[str, Path]:

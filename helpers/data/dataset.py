@@ -12,6 +12,7 @@ from helpers.contract import CAPABILITIES, TABLES
 from .config import DatasetConfig, parse_config, resolve
 from .errors import DataContractError
 from .formats import Builder
+from .privacy import STRING, pseudonymize
 from .rules import RuleBook
 from .validate import ISSUE_COLUMNS, QUALITY_COLUMNS, Ledger
 
@@ -32,12 +33,16 @@ class Dataset:
     ``issues``      one row per rule firing: ``table, column, rule, action, n_rows, examples``
                     (besides the rules in :data:`helpers.data.rules.RULES`: ``parent_set_aside``
                     for rows set aside with a set-aside parent, ``unused_column`` for source
-                    columns not mapped to the contract (dropped), ``empty_table``);
+                    columns not mapped to the contract (dropped), ``empty_table``,
+                    ``excluded`` for source rows selected by an ``exclude`` entry);
     ``set_aside``   dict of table -> rows set aside, with a ``reason`` column; the index is the
                     row's 0-based position in its source (for derived tables: in the derived
                     table);
     ``truth``       :class:`helpers.synth.Truth` (planted truth of synthetic data) when
-                    dataset.yaml names a ``truth`` folder, else ``None``.
+                    dataset.yaml names a ``truth`` folder, else ``None``;
+    ``pseudonymized`` customer ids were replaced by keyed hashes at load time
+                    (``privacy.pseudonymize_ids`` in dataset.yaml, see
+                    :mod:`helpers.data.privacy`).
     """
 
     name: str
@@ -54,6 +59,7 @@ class Dataset:
     truth: "Truth | None" = None
     path: Path | None = None
     rules: dict[str, str] = field(default_factory=dict)
+    pseudonymized: bool = False
 
     # table shortcuts ------------------------------------------------------------------------
     def _get(self, name: str) -> pd.DataFrame | None:
@@ -90,7 +96,8 @@ class Dataset:
         """Plain-text data-quality report: header, quality table, issues (deterministic)."""
         head = [f"Dataset {self.name!r} (format {self.format}, time zone {self.timezone}, "
                 f"currency {self.currency or '-'}, default analysis date "
-                f"{self.default_analysis_date.date() if self.default_analysis_date is not None else '-'})"]
+                f"{self.default_analysis_date.date() if self.default_analysis_date is not None else '-'})"
+                + (" — customer ids pseudonymized" if self.pseudonymized else "")]
         q = self.quality.copy()
         head.append("\nRows per table (rows_in = rows_kept + rows_set_aside; repaired rows are kept):")
         head.append(q.to_string(index=False))
@@ -162,12 +169,16 @@ def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None) -
         from helpers.synth import Truth  # the lead's truth reader (synthetic data only)
 
         truth = Truth.load(cfg.truth)
+        if builder.pseudonym_key is not None:  # the truth follows the pseudonymized ids
+            truth.customers = truth.customers.assign(customer_id=pseudonymize(
+                truth.customers["customer_id"].astype(STRING), builder.pseudonym_key))
     return Dataset(name=cfg.name, description=cfg.description, format=cfg.format,
                    timezone=cfg.timezone, currency=cfg.currency,
                    default_analysis_date=cfg.analysis_date, data_end=cfg.data_end,
                    tables=ordered, quality=quality,
                    issues=ledger.issues_frame(), set_aside=set_aside, truth=truth,
-                   path=cfg.path, rules=dict(book.settings))
+                   path=cfg.path, rules=dict(book.settings),
+                   pseudonymized=builder.pseudonym_key is not None)
 
 
 __all__ = ["Dataset", "load_dataset", "load_config", "ISSUE_COLUMNS", "QUALITY_COLUMNS"]

@@ -25,8 +25,9 @@ import pandas as pd
 from helpers.contract import TABLES, Column, Table
 
 from .coerce import STRING, Coercer
-from .config import DatasetConfig, ReaderOptions, SourceSpec
-from .errors import DataContractError, Problem
+from .config import DatasetConfig, Exclusion, ReaderOptions, SourceSpec
+from .errors import DataContractError, Problem, examples
+from .privacy import PERSON_ID_COLUMNS, pseudonymize
 from .readers import read_source, source_columns
 from .validate import Ledger, check_foreign_keys, check_rows, position_in
 
@@ -48,6 +49,7 @@ class Builder:
             ref, which = pd.Timestamp.now().normalize(), "the day of loading"
         self.limit = ref + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if ref == ref.normalize() else ref
         self.limit_label = f"{ref.date() if ref == ref.normalize() else ref} ({which})"
+        self.pseudonym_key = cfg.privacy.key(cfg.name)  # None unless privacy.pseudonymize_ids
 
     # -- shared steps --------------------------------------------------------------------------
     def raise_problems(self) -> None:
@@ -113,7 +115,43 @@ class Builder:
                     len(s), (), "check the column mapping in dataset.yaml and that the column "
                                 "is filled in the source.", None, len(s)))
         self.problems += coercer.problems
+        if self.pseudonym_key is not None and not coercer.problems:
+            for name in PERSON_ID_COLUMNS:
+                if name in typed:
+                    typed[name] = pseudonymize(typed[name], self.pseudonym_key)
         return pd.DataFrame(typed, index=raw.index)
+
+    def check_exclusion_columns(self, exclusions: Sequence[Exclusion], all_names: list[str],
+                                table: str, source_label: str, where: str) -> None:
+        """A problem for every ``exclude`` entry naming a column the source lacks."""
+        for i, ex in enumerate(exclusions):
+            if ex.selector.column not in all_names:
+                close = difflib.get_close_matches(ex.selector.column, all_names, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.problems.append(Problem(
+                    table, None, f"column {ex.selector.column!r} named in {where}[{i}].column is "
+                    f"not in {source_label}; found columns: "
+                    + ", ".join(repr(c) for c in all_names[:20]) + hint, 0, (),
+                    f"set {where}[{i}].column to a source column name."))
+
+    def exclude(self, table: str, raw: pd.DataFrame, df: pd.DataFrame,
+                exclusions: Sequence[Exclusion]) -> pd.DataFrame:
+        """Set aside the rows of ``df`` that an ``exclude`` entry selects in ``raw`` (the source
+        rows, same index); each entry is listed in ``ds.issues`` as rule ``excluded``. A row
+        selected by several entries counts under the first."""
+        if not exclusions or not len(df):
+            return df
+        gone = pd.Series(False, index=df.index)
+        for ex in exclusions:
+            hit = ex.selector.mask(raw[ex.selector.column]).reindex(df.index, fill_value=False)
+            hit = hit & ~gone
+            n = int(hit.sum())
+            if n:
+                self.ledger.issue(table, ex.selector.column, "excluded", "set_aside", n,
+                                  examples(raw.loc[hit[hit].index, ex.selector.column]))
+                self.ledger.set_aside(table, df[hit.to_numpy()], ex.reason)
+                gone |= hit
+        return df[~gone.to_numpy()]
 
     @staticmethod
     def _missing(table: str, name: str, src: str, found: list[str], n: int, source_label: str,
@@ -148,12 +186,14 @@ class Builder:
     def build_tables(self) -> dict[str, pd.DataFrame]:
         cfg = self.cfg
         frames: dict[str, pd.DataFrame] = {}
+        selector_cols: dict[str, pd.DataFrame] = {}  # source columns read by ``exclude``
         for name in ORDER:
             if name not in cfg.tables:
                 continue
             spec = cfg.tables[name]
             t = TABLES[name]
-            wanted = [spec.columns.get(c, c) for c in t.column_names]
+            wanted = ([spec.columns.get(c, c) for c in t.column_names]
+                      + [e.selector.column for e in spec.exclude])
             raw, all_names = self.read(spec.source, name, wanted)
             if not len(raw) and name != "orders":  # an empty optional table: present, no rows
                 frames[name] = _empty(t)
@@ -161,9 +201,14 @@ class Builder:
             required = list(t.required_columns)
             if name == "orders" and "order_lines" not in cfg.tables:
                 required.append("amount")
+            self.check_exclusion_columns(spec.exclude, all_names, name, spec.source.label,
+                                         f"tables.{name}.exclude")
             df = self.map_and_coerce(raw, all_names, {}, {c.name: c for c in t.columns},
                                      spec.columns, spec.codes, spec.source.reader, required, name,
-                                     spec.source.label, f"tables.{name}.columns")
+                                     spec.source.label, f"tables.{name}.columns",
+                                     also_used=[e.selector.column for e in spec.exclude])
+            if spec.exclude and not self.problems:
+                selector_cols[name] = raw[[e.selector.column for e in spec.exclude]]
             if not len(raw):
                 self.problems.append(Problem(name, None, "the table is empty", 0, (),
                                              f"check that {spec.source.label} holds rows."))
@@ -177,6 +222,8 @@ class Builder:
             self.start(name, df)
             if not len(df):
                 self.ledger.issue(name, None, "empty_table", "keep", 0)
+            if name in selector_cols:
+                df = self.exclude(name, selector_cols[name], df, cfg.tables[name].exclude)
             frames[name] = self.check(name, df, t.columns, t.key,
                                       merge_lines=(name == "order_lines"))
         check_foreign_keys(self.ledger, frames, ["orders", "order_lines"])
@@ -216,19 +263,23 @@ class Builder:
         cfg = self.cfg
         assert cfg.source is not None
         columns, table_of = _line_columns("transactions", cfg.columns)
-        wanted = [cfg.columns.get(c, c) for c in columns]
+        ex_cols = [e.selector.column for e in cfg.exclude]
+        wanted = [cfg.columns.get(c, c) for c in columns] + ex_cols
         raw, all_names = self.read(cfg.source, "orders", wanted)
         required = ["customer_id", "order_ts", "amount"]
+        self.check_exclusion_columns(cfg.exclude, all_names, "orders", cfg.source.label,
+                                     "exclude")
         df = self.map_and_coerce(raw, all_names, table_of, columns,
                                  {_bare(k): v for k, v in cfg.columns.items()}, cfg.codes,
                                  cfg.source.reader, required, "orders", cfg.source.label,
-                                 "columns")
+                                 "columns", also_used=ex_cols)
         if not len(raw):
             self.problems.append(Problem("orders", None, "the table is empty", 0, (),
                                          f"check that {cfg.source.label} holds rows."))
         self.raise_problems()
         has_order_id = "order_id" in df.columns
         self.start("orders", df)
+        df = self.exclude("orders", raw, df, cfg.exclude)
         cols = [columns[c] for c in df.columns]
         df = self.check("orders", df, cols, ("order_id",) if has_order_id else (),
                         example_key=("customer_id", "order_ts"))
@@ -259,6 +310,7 @@ class Builder:
         columns, table_of = _line_columns("lines", cfg.columns)
         mapping = {_bare(k): v for k, v in cfg.columns.items()}
         selectors = [s for s in (cfg.lines.cancellation, cfg.lines.non_product_codes) if s]
+        selectors += [e.selector for e in cfg.exclude]
         wanted = [mapping.get(c, c) for c in columns] + [s.column for s in selectors]
         raw, all_names = self.read(cfg.source, "order_lines", wanted)
         for sel, what in ((cfg.lines.cancellation, "cancellation"),
@@ -269,6 +321,8 @@ class Builder:
                     f"not in {cfg.source.label}; found columns: "
                     + ", ".join(repr(c) for c in all_names[:20]), len(raw), (),
                     f"set lines.{what}.column to a source column name."))
+        self.check_exclusion_columns(cfg.exclude, all_names, "order_lines", cfg.source.label,
+                                     "exclude")
         self.raise_problems()
         required = ["order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price"]
         wide = self.map_and_coerce(raw, all_names, table_of, columns, mapping, cfg.codes,
@@ -283,7 +337,15 @@ class Builder:
         nonprod = (cfg.lines.non_product_codes.mask(raw[cfg.lines.non_product_codes.column])
                    if cfg.lines.non_product_codes else None)
         npcol = columns["product_id"]
-        del raw
+        # excluded source lines (test orders, ...) are counted and set aside as order lines
+        self.start("order_lines", wide.iloc[:0])
+        kept = self.exclude("order_lines", raw, wide, cfg.exclude)
+        if len(kept) < len(wide):
+            self.ledger.books["order_lines"].rows_in += len(wide) - len(kept)
+            keep_mask = wide.index.isin(kept.index)
+            wide, canc = kept, canc[keep_mask]
+            nonprod = nonprod[keep_mask] if nonprod is not None else None
+        del raw, kept
         sales = wide[~canc.to_numpy()]
         rets = wide[canc.to_numpy()].rename(columns={"order_id": "cancellation_id",
                                                      "order_ts": "return_ts"})

@@ -77,6 +77,11 @@ RULES: dict[str, Rule] = {
         Rule("invalid_code", "a category value is not one of the allowed codes",
              ("error", "set_aside", "repair"), _optional_repair, "invalid {column} code",
              "the value is replaced by NA"),
+        Rule("outlier", "an amount, price or quantity is more than 1,000 times the median of its "
+             "column (columns with at least 20 positive values): kept by default and listed in "
+             "ds.issues, so a typo (an extra zero, cents entered as units) or a wholesale order is "
+             "seen, not silently kept or dropped",
+             ("error", "set_aside", "keep"), "keep", "{column} outlier"),
         Rule("future_date", "a timestamp lies after the dataset's data end (data_end, else "
              "analysis_date, else the day of loading)",
              ("error", "set_aside", "keep"), "error", "{column} after data end"),

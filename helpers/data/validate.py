@@ -13,7 +13,8 @@ Rows rejected by an ``error`` rule are collected and raised together as one
 
 Checks run per table in this order; a row is reported under the first check it fails:
 ``exact_duplicate`` -> ``missing_value`` -> ``non_product_code`` (format ``lines``) ->
-``negative_value`` / ``zero_value`` / ``out_of_range`` / ``invalid_code`` -> ``future_date`` ->
+``negative_value`` / ``zero_value`` / ``outlier`` / ``out_of_range`` / ``invalid_code`` ->
+``future_date`` ->
 ``duplicate_key``; then across tables ``orphan_key`` (children of set-aside rows are set aside with
 reason "<parent> row set aside").
 """
@@ -210,6 +211,29 @@ def _set_na(column: str) -> Callable[[pd.DataFrame, pd.Series], pd.DataFrame]:
     return fix
 
 
+#: Rule ``outlier``: a positive amount, price or quantity above ``OUTLIER_RATIO`` x the median
+#: of the positive values of its column, when the column has at least ``OUTLIER_MIN_VALUES``.
+OUTLIER_RATIO = 1000
+OUTLIER_MIN_VALUES = 20
+
+
+def outliers(values: pd.Series) -> tuple[pd.Series, float | None]:
+    """Huge values (rule ``outlier``) and the median they are compared with.
+
+    The rule is robust on purpose: the median is not moved by the outliers themselves (a mean or
+    standard deviation would be), and a factor of 1,000 (three orders of magnitude) is far beyond
+    the spread of real spend distributions (heavy-tailed, yet rarely wider than ~100x the median)
+    while it catches the usual typos: amounts in cents instead of units, extra zeros, a
+    quantity typed into the price field. Returns ``(mask, None)`` with an all-false mask when the
+    column has fewer than ``OUTLIER_MIN_VALUES`` positive values.
+    """
+    pos = values[values > 0]
+    if len(pos) < OUTLIER_MIN_VALUES:
+        return pd.Series(False, index=values.index), None
+    median = float(pos.median())
+    return (values > OUTLIER_RATIO * median).fillna(False).astype(bool), median
+
+
 def _key_label(key: Sequence[str]) -> str:
     return ", ".join(key)
 
@@ -276,6 +300,11 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
                      f"negative values in {col.name!r} (must be > 0)")
                 fire(df[col.name] == 0, "zero_value", col,
                      f"zero values in {col.name!r} (must be > 0)")
+                mask, median = outliers(df[col.name].where(alive))
+                if median is not None:
+                    fire(mask, "outlier", col,
+                         f"values more than {OUTLIER_RATIO:,} times the column's median "
+                         f"({median:g})")
             lo, hi = col.min_value, col.max_value
             if lo is not None or hi is not None:
                 s = df[col.name]
