@@ -649,7 +649,7 @@ def recommendation_text(*, naive: float, effect: st.Estimate | None, observation
     if roi is not None and net_per_member is not None:
         verdict = "pays for itself" if roi > 0 else "does not yet pay for itself"
         txt = (f"At the assumed margin and costs the program {verdict}: net "
-               f"{net_per_member:+,.0f} {currency} per member over the window (ROI {roi:+.0%})")
+               f"{net_per_member:+,.1f} {currency} per member over the window (ROI {roi:+.0%})")
         if payback is not None and np.isfinite(payback):
             txt += f", paying back its set-up cost in about {payback:.0f} months"
         if roi_forward is not None and np.isfinite(roi_forward):
