@@ -159,7 +159,9 @@ clv_ref, clv_method = lo.clv_by_customer(orders, REF, horizon_months=round(horiz
 measures = lo.segment_outcomes(orders, seg_ref, REF, horizon_days, gross_margin)
 measures["clv_predicted"] = clv_ref.reindex(seg_ref.index).groupby(seg_ref["segment"]).mean()
 print(f"look-back date {REF:%Y-%m-%d}; CLV method: {clv_method}")
-display(measures.round(3))
+display(measures.rename(columns={
+    "value_hist": "margin last 12 months", "value_next": f"margin next {horizon_days} d (actual)",
+    "clv_predicted": f"CLV next {horizon_days} d (predicted)"}).round(3))
 
 # %% [markdown]
 # Higher tiers repurchase more, churn less and are worth more — by construction of the tiers
@@ -189,7 +191,8 @@ else:
 # NBVAL_CHECK_OUTPUT
 if nps_value is not None:
     print(f"NPS over the last year: {nps_all.estimate:.1f} "
-          f"(95% CI {nps_all.ci_low:.1f} to {nps_all.ci_high:.1f}; n = {nps_all.n:,})")
+          f"({1 - alpha:.0%} CI {nps_all.ci_low:.1f} to {nps_all.ci_high:.1f}; "
+          f"n = {nps_all.n:,} answers)")
     print(f"promoters {nps_all.promoters:.1%}, passives {nps_all.passives:.1%}, "
           f"detractors {nps_all.detractors:.1%}")
     if "csat" in recent:
@@ -586,7 +589,7 @@ if truth is not None and len(truth_tab):
     err = np.vstack([truth_tab["estimate"] - truth_tab["ci_low"],
                      truth_tab["ci_high"] - truth_tab["estimate"]])
     ax.errorbar(truth_tab["estimate"], y, xerr=np.nan_to_num(err), fmt="o", capsize=4,
-                color="#4c72b0", label="estimate (95% CI)")
+                color="#4c72b0", label=f"estimate ({1 - alpha:.0%} CI)")
     ax.scatter(truth_tab["truth"], y, marker="|", s=300, color="#c44e52", label="planted truth",
                zorder=3)
     ax.set_yticks(y, truth_tab.index)
@@ -802,6 +805,8 @@ print(rec)
 # - Propensity weighting and difference-in-differences reduce self-selection bias but cannot
 #   remove what the covariates do not measure; balance and pre-trend checks tell you when to
 #   distrust them. Keep a permanent holdout instead.
+# - Pick comparison customers by what was known *at the time* (not yet members); choosing those
+#   who "never joined" afterwards conditions on the future and inflates the effect.
 # - ROI counts the program's costs on *all* member spend (points liability, discounts) against the
 #   margin on the *incremental* spend only.
 # - NPS is an estimate with an interval, and it is worth tracking because low scores predict
@@ -813,12 +818,16 @@ print(rec)
 #    even? Which lever would you pull first?
 # 2. Re-run the experiment analysis with `pre_days = 90`. How do θ, the variance reduction and the
 #    interval change, and why?
-# 3. Add the customer's first-order amount and device to the propensity model. Does balance
-#    improve, and does the observational estimate move towards the experiment?
+# 3. Extend the propensity model: join `device` and `acquisition_channel` from `ds.customers` to
+#    `lo.propensity_design(ev)` (one-hot), refit with `st.propensity_scores` and
+#    `st.att_weights`. Does balance improve, and does the estimate move towards the experiment?
 # 4. Use the power table: how long (at the current inflow of eligible customers) would a test
 #    need to run to detect a 5 % change in spend?
 # 5. Move the gold threshold so that about 10 % of active customers are gold or black. What does
 #    the benefit cost, and how many customers are within reach of the threshold?
+# 6. Is the NPS gap between gold and silver members larger than its uncertainty? Compute the
+#    difference of the two NPS values with a standard error from their two intervals
+#    (independent samples), and compare with the guide's "NPS above 50" benchmark.
 
 # %% [markdown]
 # ## Headline metrics
