@@ -9,8 +9,9 @@ order at 23:59 on the analysis date counts). Results are plain DataFrames indexe
 * :data:`KPI_DEFINITIONS`, :func:`monthly_kpis` — the KPI dashboard (Guide 1.3);
 * :func:`flag_anomalous_months` — robust z-score of the month-over-month log change (median and
   MAD instead of mean and standard deviation, so the anomalies themselves do not hide in an
-  inflated spread); :func:`flag_anomalous_days` — the same score on each day's ratio to a centred
-  rolling median (finds festival peaks and dips that monthly totals smooth away);
+  inflated spread); :func:`flag_anomalous_days` — the same score on each day's ratio to the median of
+  the same weekday in the surrounding weeks (finds festival peaks and dips that monthly totals
+  smooth away, without flagging the weekly rhythm);
 * :func:`funnel` — session funnel view -> add-to-cart -> purchase, overall or by a column;
 * :func:`cohort_matrix`, :func:`cohort_sizes`, :func:`retention_curves` — acquisition-month
   cohorts (Growth 5.1-5.2);
@@ -118,13 +119,21 @@ def monthly_kpis(orders: pd.DataFrame, *, analysis_date, returns: pd.DataFrame |
 
 
 def robust_z(values: pd.Series) -> pd.Series:
-    """(value - median) / (1.4826 * MAD); NaN where the MAD is zero."""
+    """Modified z-score: (value - median) / (1.4826 x MAD).
+
+    When more than half the values equal the median (MAD = 0, common with counts), the mean
+    absolute deviation from the median is used instead, scaled by 1.2533 (both scalings make the
+    denominator a standard deviation for normal data). NaN when both are zero.
+    """
     v = pd.Series(values, dtype=float)
     med = v.median()
-    mad = (v - med).abs().median()
-    if not np.isfinite(mad) or mad == 0:
+    dev = (v - med).abs()
+    scale = 1.4826 * dev.median()
+    if not np.isfinite(scale) or scale == 0:
+        scale = 1.2533 * dev.mean()
+    if not np.isfinite(scale) or scale == 0:
         return pd.Series(np.nan, index=v.index)
-    return (v - med) / (1.4826 * mad)
+    return (v - med) / scale
 
 
 def flag_anomalous_months(kpis: pd.DataFrame, columns=("gmv", "orders", "active_customers"),
@@ -150,23 +159,36 @@ def flag_anomalous_months(kpis: pd.DataFrame, columns=("gmv", "orders", "active_
 
 
 def flag_anomalous_days(orders: pd.DataFrame, *, analysis_date, column: str = "amount",
-                        window: int = 29, threshold: float = 3.5) -> pd.DataFrame:
-    """Days whose value departs from the local level: the log ratio of the day's total to a
-    centred rolling median over ``window`` days (robust to the spikes themselves), scored by a
-    robust z over all days, flagged when ``|z| > threshold`` (the first and last ``window // 2``
-    days have no centred window and are not scored). ``column="orders"`` counts orders; order
-    counts are less heavy-tailed than GMV, so they are the better series for calendar effects.
-    Columns: value, baseline, ratio, robust_z, anomalous (indexed by day)."""
+                        weeks: int = 7, threshold: float = 3.5) -> pd.DataFrame:
+    """Days whose value departs from the local level of the same weekday.
+
+    Baseline: the median of the same weekday over ``weeks`` weeks centred on the day (7: the
+    day itself and three weeks either side), so weekly patterns (closed Saturdays, busy Mondays)
+    are not anomalies and a spike cannot lift its own baseline. Residual: for order counts the
+    Anscombe residual ``2 (sqrt(value + 3/8) - sqrt(baseline + 3/8))``, whose noise is the same
+    for 10 and 1,000 orders a day (a log ratio would flag random dips of small counts); for
+    amounts ``log((value + 1) / (baseline + 1))``. Score: the robust z of the residual over all
+    scored days; flagged when ``|z| > threshold``.
+    Days without a full centred window (the first and last ``weeks // 2`` weeks) are not scored.
+    ``column="orders"`` counts orders; order counts are less heavy-tailed than GMV, so they are
+    the better series for calendar effects. Columns: value, baseline, ratio, robust_z, anomalous.
+    """
+    if weeks < 3 or weeks % 2 == 0:
+        raise ValueError("weeks must be an odd integer >= 3")
     o = _upto(orders, "order_ts", analysis_date)
     day = o["order_ts"].dt.normalize()
     daily = (o.groupby(day).size() if column == "orders" else o.groupby(day)[column].sum())
     days = pd.date_range(daily.index.min(), pd.Timestamp(analysis_date).normalize(), freq="D")
     daily = daily.reindex(days, fill_value=0).astype(float)
-    base = daily.rolling(window, center=True, min_periods=window).median()  # edges unscored
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log((daily + 1) / (base + 1))
-    z = robust_z(lr)
-    out = pd.DataFrame({"value": daily, "baseline": base, "ratio": np.exp(lr), "robust_z": z,
+    base = daily.groupby(days.dayofweek).transform(
+        lambda s: s.rolling(weeks, center=True, min_periods=weeks).median())
+    if column == "orders":  # Anscombe residual: equal noise at every level for Poisson counts
+        resid = 2 * (np.sqrt(daily + 0.375) - np.sqrt(base + 0.375))
+    else:
+        resid = np.log((daily + 1) / (base + 1))
+    z = robust_z(resid)
+    out = pd.DataFrame({"value": daily, "baseline": base, "ratio": (daily + 1) / (base + 1),
+                        "robust_z": z,
                         "anomalous": z.abs() > threshold})
     out.index.name = "day"
     return out
@@ -305,7 +327,8 @@ def retention_curves(orders: pd.DataFrame, groups: pd.Series, *, analysis_date,
     cf["group"] = grp.reindex(cf["customer_id"]).to_numpy()
     last = last_complete_month(analysis_date)
     first = cf.groupby("customer_id").agg(cohort=("cohort", "first"), group=("group", "first"))
-    first["observed"] = [(last.year - c.year) * 12 + (last.month - c.month) for c in first["cohort"]]
+    first["observed"] = ((last.year - first["cohort"].dt.year) * 12
+                         + (last.month - first["cohort"].dt.month))
     active = cf.drop_duplicates(["customer_id", "age"])
     rows = {}
     for age in range(0, max_age + 1):
@@ -356,8 +379,9 @@ STAGE_LABELS = {
 class StageRules:
     """Rules assigning one stage per customer at a date (applied in this order):
 
-    1. ``potential`` — registered (``customers.signup_date`` on or before the date, or listed
-       without a signup date) but no order yet;
+    1. ``potential`` — registered (``customers.signup_date`` on or before the date; a customer
+       listed without a signup date counts as registered only if they never order in the data
+       given, since otherwise the first order is the first sign of them) but no order yet;
     2. ``churned`` — last order more than ``churn_days`` days before the date;
     3. ``at_risk`` — last order more than ``at_risk_days`` (and at most ``churn_days``) ago;
     4. ``new`` — first order within the last ``new_days`` days;
@@ -397,8 +421,12 @@ def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRu
     df["orders_in_window"] = recent.groupby("customer_id").size().reindex(df.index, fill_value=0)
     if customers is not None and len(customers):
         c = customers
+        never = ~c["customer_id"].isin(orders["customer_id"])
         if "signup_date" in c:
-            c = c[c["signup_date"].isna() | (c["signup_date"] < day + pd.Timedelta(days=1))]
+            c = c[(c["signup_date"].isna() & never)
+                  | (c["signup_date"] < day + pd.Timedelta(days=1))]
+        else:
+            c = c[never]
         extra = pd.Index(c["customer_id"].unique()).difference(df.index)
         df = pd.concat([df, pd.DataFrame(index=extra)])
         df["orders_in_window"] = df["orders_in_window"].fillna(0).astype(int)

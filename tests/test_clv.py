@@ -319,3 +319,24 @@ def test_truth_holdout_purchases(synthetic):
     # and by calibration frequency group within 15% (each group has hundreds of customers)
     g = clv.holdout_by_frequency(ch, bg)
     assert ((g["predicted"] / g["actual"] - 1).abs() <= 0.15).all(), g
+
+
+def test_clv_interval_methods_agree():
+    """The delta-method interval and the simulation (draws) interval estimate the same thing."""
+    x, tx, T = _simulate_bgnbd({"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}, 2000, 40.0, seed=5)
+    bg = clv.BetaGeoModel().fit(x, tx, T)
+    rng = np.random.default_rng(2)
+    m = np.where(x > 0, rng.gamma(6.0, 30 / 6.0, len(x)), 0.0)
+    gg = clv.GammaGammaModel().fit(x, m)
+    summ = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    kw = dict(horizon=6, discount_rate=0.1, margin=0.3, time_unit="W", level=0.9)
+    d = clv.clv_intervals(bg, gg, summ, method="delta", **kw)
+    s = clv.clv_intervals(bg, gg, summ, method="draws", n_draws=400, seed=1, **kw)
+    np.testing.assert_allclose(d["clv"], s["clv"])
+    assert (d["lower"] <= d["clv"]).all() and (d["clv"] <= d["upper"]).all()
+    width_d = (d["upper"] - d["lower"]) / d["clv"]
+    width_s = (s["upper"] - s["lower"]) / s["clv"]
+    assert np.median(width_d / width_s) == pytest.approx(1.0, abs=0.15)
+    (t, tl, th), (_, sl, sh) = d.attrs["total"], s.attrs["total"]
+    assert tl < t < th
+    assert (th - tl) == pytest.approx(sh - sl, rel=0.25)

@@ -122,6 +122,16 @@ def test_lifecycle_stages_hand_computed():
     assert st.loc["c7", "days_since_last"] == 70
 
 
+def test_customers_without_signup_date():
+    cust = pd.DataFrame({"customer_id": ["c6", "c8"], "signup_date": pd.to_datetime([None, None])})
+    early = lc.lifecycle_stages(STAGE_ORDERS, as_of="2024-03-31", rules=RULES, customers=cust)
+    # c8 never orders: potential; c6 orders only on 20 April: unknown before that
+    assert early.loc["c8", "stage"] == "potential"
+    assert "c6" not in early.index
+    late = lc.lifecycle_stages(STAGE_ORDERS, as_of=AD, rules=RULES, customers=cust)
+    assert late.loc["c6", "stage"] == "new"
+
+
 def test_stage_rules_validation():
     with pytest.raises(ValueError):
         lc.StageRules(at_risk_days=400, churn_days=365)
@@ -177,6 +187,8 @@ def test_robust_z_and_anomalous_months():
     z = lc.robust_z(pd.Series([1.0, 2, 3, 4, 100]))
     assert z.iloc[-1] == pytest.approx(97 / 1.4826)
     assert lc.robust_z(pd.Series([5.0, 5, 5])).isna().all()
+    # MAD = 0 (most values tied): mean absolute deviation 2/5 = 0.4, scaled by 1.2533
+    assert lc.robust_z(pd.Series([1.0, 1, 1, 1, 3])).iloc[-1] == pytest.approx(2 / (1.2533 * 0.4))
     months = pd.period_range("2024-01", periods=8, freq="M")
     gmv = [100, 110, 121, 133.1, 400, 146.41, 161.05, 177.16]  # +10% a month, one spike
     k = pd.DataFrame({"gmv": gmv, "orders": gmv, "active_customers": gmv, "complete": True},
@@ -186,15 +198,20 @@ def test_robust_z_and_anomalous_months():
     assert flagged == ["2024-05", "2024-06"]  # the jump up and the fall back
 
 
-def test_flag_anomalous_days_finds_a_spike():
-    days = pd.date_range("2024-01-01", periods=90, freq="D")
-    counts = np.tile([8, 10, 12], 30)
-    counts[45] = 50
+def test_flag_anomalous_days_finds_a_spike_not_the_weekly_rhythm():
+    days = pd.date_range("2024-01-01", periods=126, freq="D")  # 18 weeks from a Monday
+    rng = np.random.default_rng(0)
+    counts = rng.integers(9, 12, len(days))  # 9..11 orders a day
+    counts[days.dayofweek == 5] = 0           # closed on Saturdays: a rhythm, not an anomaly
+    counts[60] = 50                           # one spike (a Friday)
     orders = pd.DataFrame({"customer_id": "c", "order_ts": np.repeat(days, counts),
                            "amount": 1.0})
-    d = lc.flag_anomalous_days(orders, analysis_date="2024-03-30", column="orders")
-    assert d.index[d["anomalous"]].tolist() == [days[45]]
-    assert d["robust_z"].iloc[:14].isna().all()  # no centred window at the start
+    d = lc.flag_anomalous_days(orders, analysis_date=days[-1], column="orders")
+    assert d.index[d["anomalous"]].tolist() == [days[60]]
+    assert d["robust_z"].iloc[:21].isna().all()  # no centred 7-week window in the first 3 weeks
+    assert d["baseline"].iloc[61] == 0  # Saturday's baseline is other Saturdays
+    with pytest.raises(ValueError):
+        lc.flag_anomalous_days(orders, analysis_date=days[-1], weeks=4)
 
 
 def test_clv_tiers_shares():
