@@ -183,10 +183,14 @@ with pd.option_context("display.max_colwidth", 90, "display.max_rows", 60):
 missing = hp.missing_dimensions(tags.columns)
 if len(missing):
     print(missing.to_string(index=False))
-    for needs, grp in missing.groupby("needs", sort=True):
-        if needs != "-":
-            ctx.skip(f"2 tags needing {needs}",
-                     f"this dataset lacks the data for {', '.join(grp['tag'])}")
+    for dim in hp.DIMENSIONS:
+        grp = missing[missing["dimension"] == dim]
+        if len(grp):
+            needs = sorted({n.strip() for v in grp["needs"] for n in v.split(",")} - {"-"})
+            n_dim = len(hp.tag_dictionary().query("dimension == @dim"))
+            part = " (in part)" if len(grp) < n_dim else ""
+            ctx.skip(f"2 {dim} tags{part}", f"not available here: {', '.join(grp['tag'])} "
+                                      f"(need {'; '.join(needs)})")
 else:
     print("All portrait dimensions are available.")
 
