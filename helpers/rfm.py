@@ -42,7 +42,7 @@ __all__ = [
     "AXES", "DEFAULT_THRESHOLDS", "PLAYBOOK", "SEGMENT_MAP", "TIER_BENEFITS", "assign_segments",
     "check_segment_map", "explained_share", "kmeans_rfm", "member_tiers", "migration_matrix",
     "net_spend", "pareto_curve", "plot_segment_grid", "rate_with_ci", "rfm_table", "score_rfm",
-    "segment_grid", "segment_summary", "top_share",
+    "segment_grid", "segment_summary", "top_share", "value_group_rates",
 ]
 
 #: The three RFM columns and their score names; ``higher_is_better`` sets the score direction.
@@ -460,6 +460,38 @@ def rate_with_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, fl
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return float(p), float(centre - half), float(centre + half)
+
+
+def value_group_rates(value: pd.Series, outcome: pd.Series, share: float = 0.2,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Outcome rate (e.g. repurchase) of the top and bottom ``share`` of customers by ``value``.
+
+    Groups hold ``floor(share * n)`` customers each (at least 1), ranked by ``value`` with ties
+    broken by index order (deterministic). Returns rows ``high`` and ``low`` with ``customers``,
+    ``rate``, ``ci_low``, ``ci_high`` (Wilson); ``attrs`` hold the difference high - low and its
+    normal-approximation interval (``diff``, ``diff_low``, ``diff_high``) and the ``ratio``.
+    """
+    from scipy.stats import norm
+
+    if not 0 < share <= 0.5:
+        raise ValueError(f"share must be in (0, 0.5]; got {share}")
+    df = pd.DataFrame({"value": value, "y": outcome}).dropna()
+    if df.empty:
+        raise ValueError("no customers with both a value and an outcome")
+    rank = df["value"].rank(method="first", ascending=False)
+    n_grp = max(int(np.floor(share * len(df) + 1e-9)), 1)
+    groups = {"high": df.loc[rank <= n_grp, "y"], "low": df.loc[rank > len(df) - n_grp, "y"]}
+    rows = {}
+    for name, y in groups.items():
+        rate, lo, hi = rate_with_ci(int(y.astype(bool).sum()), len(y), level)
+        rows[name] = {"customers": len(y), "rate": rate, "ci_low": lo, "ci_high": hi}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    ph, pl = out.loc["high", "rate"], out.loc["low", "rate"]
+    se = float(np.sqrt(ph * (1 - ph) / len(groups["high"]) + pl * (1 - pl) / len(groups["low"])))
+    z = float(norm.ppf(0.5 + level / 2))
+    out.attrs.update({"diff": ph - pl, "diff_low": ph - pl - z * se, "diff_high": ph - pl + z * se,
+                      "ratio": ph / pl if pl > 0 else float("inf")})
+    return out
 
 
 def member_tiers(spend: pd.Series, *, gold_min: float, black_min: float) -> pd.Series:

@@ -260,6 +260,23 @@ def test_explained_share_hand_computed():
     assert rfm.explained_share(v, pd.Series(["a"] * 4)) == pytest.approx(0.0)
 
 
+def test_value_group_rates_hand_computed():
+    # 10 customers, values 10..1; top 20% = values 10, 9; bottom 20% = values 2, 1
+    value = pd.Series(np.arange(10, 0, -1, dtype=float), index=list("abcdefghij"))
+    bought = pd.Series([1, 1, 0, 0, 0, 0, 0, 0, 1, 0], index=value.index).astype(bool)
+    out = rfm.value_group_rates(value, bought, share=0.2)
+    assert out.loc["high", "customers"] == 2 and out.loc["high", "rate"] == 1.0
+    assert out.loc["low", "customers"] == 2 and out.loc["low", "rate"] == 0.5
+    assert out.attrs["diff"] == pytest.approx(0.5)
+    # se = sqrt(0 + 0.25 / 2)
+    assert out.attrs["diff_high"] - out.attrs["diff"] == pytest.approx(1.959964 * np.sqrt(0.125))
+    assert out.loc["low", "ci_low"] < 0.5 < out.loc["low", "ci_high"]
+    tied = rfm.value_group_rates(pd.Series(1.0, index=value.index), bought, share=0.2)
+    assert tied.loc["high", "rate"] == 1.0 and tied.loc["low", "rate"] == 0.5  # index order
+    with pytest.raises(ValueError):
+        rfm.value_group_rates(value, bought, share=0.6)
+
+
 def test_member_tiers_boundaries():
     t = rfm.member_tiers(pd.Series([0.0, 2999.9, 3000.0, 11999.0, 12000.0]),
                          gold_min=3000, black_min=12000)
