@@ -208,7 +208,8 @@ class Builder:
                                      spec.source.label, f"tables.{name}.columns",
                                      also_used=[e.selector.column for e in spec.exclude])
             if spec.exclude and not self.problems:
-                selector_cols[name] = raw[[e.selector.column for e in spec.exclude]]
+                selector_cols[name] = raw[list(dict.fromkeys(e.selector.column
+                                                             for e in spec.exclude))]
             if not len(raw):
                 self.problems.append(Problem(name, None, "the table is empty", 0, (),
                                              f"check that {spec.source.label} holds rows."))
@@ -224,13 +225,31 @@ class Builder:
                 self.ledger.issue(name, None, "empty_table", "keep", 0)
             if name in selector_cols:
                 df = self.exclude(name, selector_cols[name], df, cfg.tables[name].exclude)
-            frames[name] = self.check(name, df, t.columns, t.key,
+            cols = t.columns
+            if name == "orders" and "order_lines" not in frames:  # the amount is required
+                cols = tuple(replace(c, required=True, nullable=False) if c.name == "amount"
+                             else c for c in cols)
+            frames[name] = self.check(name, df, cols, t.key,
                                       merge_lines=(name == "order_lines"))
         check_foreign_keys(self.ledger, frames, ["orders", "order_lines"])
         self._derive_order_totals(frames)
         check_foreign_keys(self.ledger, frames, ["returns", "events", "loyalty", "experiments",
                                                  "surveys"])
+        self._check_return_times(frames)
         return frames
+
+    def _check_return_times(self, frames: dict[str, pd.DataFrame]) -> None:
+        """Rule ``return_before_order``: returns booked before the order they refer to."""
+        r, o = frames.get("returns"), frames.get("orders")
+        if r is None or o is None or not len(r) or "order_id" not in r.columns:
+            return
+        placed = r["order_id"].map(pd.Series(o["order_ts"].to_numpy(),
+                                             index=o["order_id"].astype(object)))
+        mask = placed.notna() & (r["return_ts"] < placed)
+        frames["returns"] = self.ledger.act(
+            "returns", r, mask, "return_before_order", TABLES["returns"].column("return_ts"),
+            "returns booked before their order was placed",
+            example_cols=["return_id", "order_id", "return_ts"])
 
     def _derive_order_totals(self, frames: dict[str, pd.DataFrame]) -> None:
         """``orders.amount`` (and ``n_items``) from the order lines where missing."""
@@ -374,6 +393,17 @@ class Builder:
             "amount": value.astype("float64"),
             "order_id": pd.Series(pd.NA, index=rets.index, dtype=STRING),
             "product_id": rets["product_id"], "quantity": rets["quantity"]})
+        sold = pd.MultiIndex.from_arrays([sales["customer_id"], sales["product_id"]]).unique()
+        unmatched = ~pd.MultiIndex.from_arrays([returns["customer_id"],
+                                                returns["product_id"]]).isin(sold)
+        returns = self.ledger.act(
+            "returns", returns, pd.Series(unmatched, index=returns.index), "unmatched_return",
+            TABLES["returns"].column("product_id"),
+            "cancellations of a product the customer never bought in the data",
+            example_cols=["return_id", "customer_id", "product_id"],
+            column_label="customer_id, product_id")
+        keep = returns.index
+        rets = rets.loc[keep]
         frames["returns"] = returns
         both = pd.concat([sales, rets.drop(columns=["cancellation_id"])
                           .rename(columns={"return_ts": "order_ts"})])

@@ -138,6 +138,6 @@ def check_currency(code: object, where: str) -> str:
     else:
         close = difflib.get_close_matches(upper, sorted(ISO_4217), n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise DataContractError(f"{where}: currency {text!r} is not an ISO 4217 code.{hint} Use the "
-                            "three-letter code of the currency every amount is in, e.g. 'GBP', "
-                            "'USD', 'CNY'.")
+    raise DataContractError(f"{where}: currency {text!r} is not an ISO 4217 code.{hint} Fix: set "
+                            "currency in dataset.yaml to the three-letter code of the currency "
+                            "every amount is in, e.g. 'GBP', 'USD', 'CNY'.")

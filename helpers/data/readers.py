@@ -6,6 +6,8 @@ columns keep their types; Parquet strings are read as Arrow-backed strings.
 """
 from __future__ import annotations
 
+import zlib
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,7 +61,8 @@ def read_source(src: SourceSpec, table: str, columns: list[str] | None = None) -
             "'cp1252').") from None
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-    except (pd.errors.ParserError, pa.ArrowException, OSError, ValueError) as exc:
+    except (pd.errors.ParserError, pa.ArrowException, OSError, ValueError, EOFError,
+            zlib.error) as exc:  # EOFError/zlib.error: a truncated .csv.gz
         raise DataContractError(
             f"{where}: cannot read {src.kind} source: {type(exc).__name__}: {exc}. Fix: check that "
             "the file is complete (not truncated) and that the reader options in dataset.yaml "
@@ -104,6 +107,16 @@ def _read_sql(src: SourceSpec) -> pd.DataFrame:
     try:
         with engine.connect() as conn:
             if src.table:
+                names = sa.inspect(conn).get_table_names() + sa.inspect(conn).get_view_names()
+                if src.table not in names:
+                    import difflib
+
+                    close = difflib.get_close_matches(src.table, names, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise DataContractError(
+                        f"{src.label}: the database has no table or view {src.table!r}.{hint} "
+                        f"Tables: {', '.join(names[:20]) or 'none'}. Fix: set 'table' in "
+                        "dataset.yaml to one of them (or use 'query').")
                 return pd.read_sql_table(src.table, conn)
             return pd.read_sql_query(sa.text(src.query), conn)
     except sa.exc.SQLAlchemyError as exc:

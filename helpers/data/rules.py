@@ -95,6 +95,13 @@ RULES: dict[str, Rule] = {
         Rule("orphan_key", "a foreign key refers to a row that does not exist in the referenced "
              "table (e.g. an order line of an unknown order)",
              ("error", "set_aside"), "error", "unknown {column}"),
+        Rule("return_before_order", "a return refers to an order (returns.order_id) but is booked "
+             "before that order was placed (a clock, time-zone or linking error)",
+             ("error", "set_aside", "keep"), "error", "return before its order"),
+        Rule("unmatched_return", "a cancellation line (format lines) whose customer never bought "
+             "that product in the data: the original sale is before the data window or missing. "
+             "Kept by default (the refund happened) and listed in ds.issues",
+             ("error", "set_aside", "keep"), "keep", "no original sale"),
         Rule("inconsistent_value", "rows that must agree disagree (lines of one order with "
              "different customers or times, one customer with several regions, ...)",
              ("error", "repair"), _inconsistent_default, "inconsistent {column}",
