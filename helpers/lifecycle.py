@@ -507,7 +507,7 @@ def plot_stage_flows(matrix: pd.DataFrame, ax, *, from_label: str = "from",
             ax.bar(x + 0.05, y1 - y0, bottom=y0, width=0.1, color=STAGE_COLORS.get(k, "grey"))
             share = (y1 - y0)
             ax.text(1.02 if labels_right else -0.02, (y0 + y1) / 2,
-                    f"{STAGE_LABELS.get(k, k).split(' ')[0]} {share:.0%}",
+                    f"{k.replace('_', ' ')} {share:.0%}",
                     ha="left" if labels_right else "right", va="center", fontsize=8)
     ax.set_xlim(-0.35, 1.35)
     ax.invert_yaxis()

@@ -160,16 +160,16 @@ print(f"last complete month {kpis[kpis['complete']].index[-1]}: "
       f"GMV {last['gmv']:,.0f} {CUR}, AOV {last['aov']:,.1f}")
 
 # %% [markdown]
-# The dashboard in pictures: who buys (new vs returning customers), how much (GMV and average
+# The dashboard in pictures (plot labels in English; the table above has the Chinese terms): who buys (new vs returning customers), how much (GMV and average
 # order value), and the rates. A growing share of returning customers means the base is
 # maturing; a falling one means growth is bought with acquisition.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 x = kpis.index.to_timestamp()
-axes[0].bar(x, kpis["new_customers"], width=20, label="new 新客")
+axes[0].bar(x, kpis["new_customers"], width=20, label="new")
 axes[0].bar(x, kpis["returning_customers"], width=20, bottom=kpis["new_customers"],
-            label="returning 老客")
+            label="returning")
 axes[0].set(title="Active customers per month", xlabel="month", ylabel="customers")
 axes[0].legend()
 axes[1].plot(x, kpis["gmv"] / 1e3, marker="o", label="GMV")
@@ -178,8 +178,8 @@ ax2 = axes[1].twinx()
 ax2.plot(x, kpis["aov"], color="grey", linestyle="--", label="AOV")
 ax2.set_ylabel(f"AOV ({CUR})")
 ax2.grid(False)
-for col, lab in (("repurchase_rate", "repurchase rate 复购率"), ("returning_share", "returning share"),
-                 ("return_rate", "return rate 退货率"), ("conversion", "view→purchase 转化率")):
+for col, lab in (("repurchase_rate", "repurchase rate"), ("returning_share", "returning share"),
+                 ("return_rate", "return rate"), ("conversion", "view→purchase conversion")):
     if kpis[col].notna().any():
         axes[2].plot(x, kpis[col], marker=".", label=lab)
 axes[2].set(title="Rates", xlabel="month", ylabel="share")
@@ -276,7 +276,7 @@ else:
 if sessions is not None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     steps = fun_all.loc["all", ["view", "cart", "purchase"]].astype(float)
-    axes[0].barh(["view 浏览", "add to cart 加购", "purchase 购买"], steps / 1e3)
+    axes[0].barh(["view", "add to cart", "purchase"], steps / 1e3)
     axes[0].invert_yaxis()
     axes[0].set(title="Sessions reaching each step", xlabel="sessions (thousands)", ylabel="step")
     both = pd.concat([fun_ch["view_to_purchase"].rename(lambda s: f"channel: {s}"),
@@ -311,6 +311,7 @@ for ax, m, title, fmt in ((axes[0], ret, "Customer retention by cohort", ".0%"),
     sns.heatmap(mm.iloc[:, 1:] if m is ret else mm, ax=ax, cmap="Blues", cbar=True,
                 annot=len(mm) <= 14, fmt=fmt, annot_kws={"fontsize": 6})
     ax.set(title=title, xlabel="months since first order", ylabel="cohort (first-order month)")
+    ax.grid(False)
 plt.tight_layout()
 plt.show()
 
