@@ -768,24 +768,32 @@ def signup_segments(customers: pd.DataFrame | None) -> pd.Series | None:
     return lab.astype(str).rename("segment")
 
 
-def tune(ev: EvalSet, make, values: Sequence[object], k: int) -> pd.DataFrame:
+@dataclass
+class Tuned:
+    """Result of :func:`tune`: NDCG per value, the best value and its fitted model."""
+
+    table: pd.DataFrame  # columns value, ndcg
+    best_value: object
+    best_model: Recommender
+
+
+def tune(ev: EvalSet, make, values: Sequence[object], k: int) -> Tuned:
     """NDCG@k on a (validation) :class:`EvalSet` of ``make(value)`` for each value.
 
     ``make`` may return a model already fitted on ``ev.inter`` (e.g. :meth:`PureSVD.truncated`).
+    The best value is the one with the highest NDCG (the first listed among equals).
     """
-    out = []
+    out, fitted = [], []
     for v in values:
         m = make(v)
         if m.inter is not ev.inter:  # not fitted on this evaluation set yet
             m.fit(ev.inter)
         recs = recommend(m, ev.warm_rows, k, ev.exclude_seen)
         out.append({"value": v, "ndcg": float(ranking_metrics(recs, ev.warm_relevant, k)["ndcg"].mean())})
-    return pd.DataFrame(out)
-
-
-def best_value(table: pd.DataFrame) -> object:
-    """The tuned value with the highest NDCG (the first listed among equals)."""
-    return table.loc[table["ndcg"].idxmax(), "value"]
+        fitted.append(m)
+    table = pd.DataFrame(out)
+    i = int(table["ndcg"].to_numpy().argmax())
+    return Tuned(table, values[i], fitted[i])
 
 
 MODEL_NAMES = ("popularity", "popularity (recent)", "item-CF", "user-CF", "content",
@@ -809,13 +817,14 @@ class ModelSettings:
 
 
 def build_models(inter: Interactions, products: pd.DataFrame | None, settings: ModelSettings,
-                 recent: sp.csr_matrix | None = None, names: Sequence[str] = MODEL_NAMES
-                 ) -> dict[str, Recommender]:
+                 recent: sp.csr_matrix | None = None, names: Sequence[str] = MODEL_NAMES,
+                 prefit: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
     """Fit the named models of :data:`MODEL_NAMES` (and what they depend on) on ``inter``.
 
     ``recent`` is the customer x product matrix of the recent window for "popularity (recent)"
     (without it that model is left out). The hybrid blends item-CF, SVD and content with
-    ``settings.hybrid_weights`` (each model's scores scaled to [0, 1] per customer).
+    ``settings.hybrid_weights`` (each model's scores scaled to [0, 1] per customer). ``prefit``
+    supplies models already fitted on ``inter`` with these settings (e.g. from :func:`tune`).
     """
     want = set(names)
     if "hybrid" in want:
@@ -824,6 +833,12 @@ def build_models(inter: Interactions, products: pd.DataFrame | None, settings: M
     feats = None
     for name in MODEL_NAMES:
         if name not in want:
+            continue
+        if prefit and name in prefit:
+            if prefit[name].inter is not inter:
+                raise ValueError(f"prefit model {name!r} was not fitted on this matrix")
+            out[name] = prefit[name]
+            out[name].name = name
             continue
         if name == "popularity":
             m: Recommender = Popularity(name=name)

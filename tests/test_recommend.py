@@ -217,6 +217,22 @@ def test_pure_svd_recovers_block_structure() -> None:
     assert rc.recommend(m, np.array([0]), 1).tolist() == [[3]]
 
 
+def test_tune_picks_the_best_value_and_keeps_its_model() -> None:
+    p = _purch([(c, f"o{c}{d}", d, prod) for c, d, prod in [
+        ("a", "2025-01-01", "x"), ("a", "2025-01-01", "y"), ("b", "2025-01-02", "x"),
+        ("b", "2025-01-02", "y"), ("c", "2025-01-03", "x"), ("c", "2025-01-03", "z"),
+        ("e", "2025-01-03", "z"), ("f", "2025-01-03", "z"),
+        ("d", "2025-01-02", "x"), ("d", "2025-01-10", "y")]])
+    ev = rc.evaluation_set(p, "2025-01-11", 2)  # d bought x before, y in the test window
+    assert list(ev.warm_ids) == ["d"]
+    # popularity (x 4, z 3, y 2 buyers) shows z; item-CF: sim(x,y) = 2/sqrt(8) > sim(x,z) = 1/sqrt(12)
+    res = rc.tune(ev, lambda v: rc.Popularity() if v == "pop" else rc.ItemKNN(), ["pop", "icf"],
+                  k=1)
+    assert res.table["ndcg"].tolist() == [0.0, 1.0]
+    assert res.best_value == "icf"
+    assert isinstance(res.best_model, rc.ItemKNN) and res.best_model.inter is ev.inter
+
+
 def test_pure_svd_truncation_equals_a_smaller_fit() -> None:
     rng = np.random.default_rng(1)
     dense = (rng.random((40, 12)) < 0.3).astype(int)

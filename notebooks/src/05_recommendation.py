@@ -213,12 +213,17 @@ if CAN_EVAL:
     }
     tuned = rc.ModelSettings(
         recent_days=recent_days, seed=seed,
-        svd_factors=int(rc.best_value(tuning["SVD factors"])),
-        item_shrinkage=float(rc.best_value(tuning["item-CF shrinkage"])),
-        user_neighbours=int(rc.best_value(tuning["user-CF neighbours"])),
-        content_popularity_weight=float(rc.best_value(tuning["content popularity weight"])))
-    tune_tab = pd.concat({key: t.assign(value=t["value"].astype(str)).set_index("value")["ndcg"]
-                          for key, t in tuning.items()}).rename(f"validation NDCG@{k}").to_frame()
+        svd_factors=int(tuning["SVD factors"].best_value),
+        item_shrinkage=float(tuning["item-CF shrinkage"].best_value),
+        user_neighbours=int(tuning["user-CF neighbours"].best_value),
+        content_popularity_weight=float(tuning["content popularity weight"].best_value))
+    prefit = {"latent factors (SVD)": tuning["SVD factors"].best_model,
+              "item-CF": tuning["item-CF shrinkage"].best_model,
+              "user-CF": tuning["user-CF neighbours"].best_model,
+              "content": tuning["content popularity weight"].best_model}
+    tune_tab = pd.concat({key: t.table.assign(value=t.table["value"].astype(str))
+                          .set_index("value")["ndcg"] for key, t in tuning.items()}
+                         ).rename(f"validation NDCG@{k}").to_frame()
     display(tune_tab.round(4))
     print(f"chosen: SVD {tuned.svd_factors} factors, item-CF shrinkage {tuned.item_shrinkage:g}, "
           f"user-CF {tuned.user_neighbours} neighbours, content popularity weight "
@@ -235,7 +240,7 @@ else:
 # %%
 if CAN_EVAL:
     val_models = rc.build_models(val.inter, ds.products, tuned,
-                                 recent=rc.recent_matrix(val, recent_days))
+                                 recent=rc.recent_matrix(val, recent_days), prefit=prefit)
     val_comp = rc.compare(val_models, val, k)
     best_model = str(val_comp.table["ndcg"].idxmax())
     best_personal = str(val_comp.table.loc[PERSONALIZED, "ndcg"].idxmax())
@@ -549,9 +554,10 @@ if HAS_PRODUCTS and CAN_EVAL:
     fallback = rc.top_n_table(prod_models["popularity (recent)"], ["(no history)"], top_n_export,
                               names, exclude_seen=False).assign(model="popularity (recent)")
     related = rc.related_items(prod_models["item-CF"], related_n, names)
-    lift_map = rules.set_index(["antecedent", "consequent"])["lift"] if n_rules else pd.Series(dtype=float)
-    related["basket_lift"] = [lift_map.get((a, b), np.nan)
-                              for a, b in zip(related["product_id"], related["related_product_id"])]
+    related = related.merge(
+        rules[["antecedent", "consequent", "lift"]].rename(columns={
+            "antecedent": "product_id", "consequent": "related_product_id", "lift": "basket_lift"}),
+        on=["product_id", "related_product_id"], how="left")
     top_lists = pd.concat([top_lists, fallback], ignore_index=True)
     top_lists.to_csv(ctx.export_path("top_n_per_customer.csv"), index=False)
     related.to_csv(ctx.export_path("related_items.csv"), index=False)
