@@ -321,6 +321,11 @@ if CAN_EVAL:
     for name, r in lift.iterrows():
         print(f"  {name:22s} {r['lift_vs_popularity']:+.0%} vs popularity "
               f"(paired diff 95% CI {r['diff_ci_low']:+.3f} .. {r['diff_ci_high']:+.3f})")
+    if ds.truth is not None and best_model in lift.index:
+        passed = lift.loc[best_model, "lift_vs_popularity"] >= 0.25 and \
+            lift.loc[best_model, "diff_ci_low"] > 0
+        print(f"truth check (best model >= +25% with the paired CI above 0): "
+              f"{'passed' if passed else 'NOT passed'}")
 
 # %% [markdown]
 # Results by customer segment: on synthetic data by the *true* persona (used only to slice the
