@@ -707,6 +707,26 @@ def persona_recovery(labels: pd.Series, persona: pd.Series) -> tuple[float, pd.D
     return ari, (100 * tab).round(1)
 
 
+def ari_interval(labels: pd.Series, persona: pd.Series, seed: int, n_boot: int = 200,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ARI over resampled customers (segments held fixed).
+
+    It reflects which customers happen to be in the data, not the refitting of the clusters
+    (that is what :func:`bootstrap_stability` measures).
+    """
+    common = labels.index.intersection(persona.index)
+    lab = labels.loc[common].to_numpy()
+    per = pd.factorize(persona.loc[common].astype(str))[0]
+    rng = np.random.default_rng(seed)
+    vals = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, len(lab), len(lab))
+        vals[b] = adjusted_rand_score(per[idx], lab[idx])
+    a = (1 - level) / 2
+    lo, hi = np.quantile(vals, [a, 1 - a])
+    return float(lo), float(hi)
+
+
 def random_ari(persona: pd.Series, k: int, seed: int, n: int = 50) -> np.ndarray:
     """ARIs of random segmentations with k equally likely segments (the chance level, ~0)."""
     rng = np.random.default_rng(seed)

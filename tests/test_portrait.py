@@ -271,6 +271,15 @@ def test_persona_recovery_and_baselines():
     ari, conf = hp.persona_recovery(labels, persona)
     assert ari == pytest.approx(1.0)
     assert conf.loc[3, "a"] == 100.0 and conf.loc[1, "a"] == 0.0
+    lo, hi = hp.ari_interval(labels, persona, seed=0, n_boot=20)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    # half of the customers mislabelled at random: the interval brackets the point estimate
+    noisy = labels.copy()
+    flip = np.random.default_rng(5).random(300) < 0.5
+    noisy[flip] = np.random.default_rng(6).integers(1, 4, flip.sum())
+    a_noisy, _ = hp.persona_recovery(noisy, persona)
+    lo, hi = hp.ari_interval(noisy, persona, seed=0, n_boot=200)
+    assert lo < a_noisy < hi and hi - lo < 0.3
     rnd = hp.random_ari(persona, 3, seed=0, n=30)
     assert abs(rnd.mean()) < 0.02
     X = pd.DataFrame({"good": np.repeat([0.0, 1.0, 2.0], 100)
