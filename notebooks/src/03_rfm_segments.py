@@ -363,7 +363,10 @@ if have_early:
 # %% [markdown]
 # Read the matrices row by row: the diagonal is stability, cells to the right of the good rows
 # are slipping, and the good columns of the gone-quiet rows are the win-backs (召回) that a
-# retention team can claim. Much of the revenue in the window typically comes from customers
+# retention team can claim. Part of the movement is mechanical: quantile scores are *relative*,
+# so when many new customers arrive, everybody else's R score falls a little even if their
+# behaviour did not change (Champions sliding to Loyal is mostly this). With
+# `score_method = "fixed"` a move always means a change in behaviour. Much of the revenue in the window typically comes from customers
 # who were already good, and from brand-new customers: RFM says nothing about who will arrive.
 
 # %% [markdown]
@@ -658,7 +661,8 @@ plt.show()
 # ## 10. Export segment lists
 #
 # One CSV for campaign tools: customer id, segment, scores, tier and the RFM values (no personal
-# data: ids only). The file goes to `<export_dir>/03_rfm_segments/`.
+# data: ids only; filter it by `segment` and `tier` to build an audience), and the playbook per
+# segment. The files go to `<export_dir>/03_rfm_segments/`.
 
 # %%
 export = rfm_now[["recency_days", "frequency", "monetary"]].round(2)
@@ -667,11 +671,15 @@ export.insert(0, "segment", segments_now.astype(str))
 export["tier"] = tiers.astype(str)
 path = ctx.export_path("rfm_segments.csv")
 export.sort_index().to_csv(path, index=True)
+plan = playbook.join(summary[["recency_days", "frequency", "monetary"]].round(1))
+plan_path = ctx.export_path("segment_playbook.csv")
+plan.to_csv(plan_path, index=True)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"wrote {len(export):,} customers to {ctx.chapter}/{path.name} "
       f"with columns: {', '.join(['customer_id'] + list(export.columns))}")
+print(f"wrote the playbook of {len(plan)} segments to {ctx.chapter}/{plan_path.name}")
 
 # %% [markdown]
 # ## Key ideas
