@@ -498,7 +498,12 @@ def available() -> dict[str, Path]:
 
 
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    """The ``dataset.yaml`` meant by a dataset name or a path (file or folder)."""
+    """The ``dataset.yaml`` meant by a dataset name or a path (file or folder).
+
+    A name is looked up as ``data/<name>/dataset.yaml``, then among :func:`available`. A relative
+    path is taken from the working directory, else from the project root (so that
+    ``examples/own_data`` works from the command line and inside a notebook alike).
+    """
     text = os.fspath(name_or_path)
     is_name = isinstance(name_or_path, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", text) \
         and not text.endswith((".yaml", ".yml"))
@@ -510,6 +515,12 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
         if text in names:
             return names[text]
     path = Path(text).expanduser()
+    if not path.is_absolute() and not path.exists():
+        # a relative path is tried from the working directory, then from the project root
+        # (notebooks run with the notebooks folder as their working directory)
+        from_root = data_dir().parent / path
+        if from_root.exists():
+            path = from_root
     if path.is_dir():
         if (path / "dataset.yaml").is_file():
             return path / "dataset.yaml"
