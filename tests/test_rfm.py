@@ -215,6 +215,19 @@ def test_segment_grid_orientation():
     assert g.loc[5, 1] == "Can't lose them" and g.notna().all().all()
 
 
+def test_plot_segment_grid_draws_one_rectangle_per_segment():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    rfm.plot_segment_grid(ax, rfm.SEGMENT_MAP)
+    areas = sorted(p.get_width() * p.get_height() for p in ax.patches)
+    assert len(ax.patches) == 11 and sum(areas) == 25  # the rectangles tile the 5 x 5 grid
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------------------------------------
 # economics, migration, tiers, rates, clustering
 
