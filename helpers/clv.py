@@ -73,7 +73,8 @@ def _transactions(transactions: pd.DataFrame, customer_col: str, ts_col: str,
     tx.columns = ["customer_id", "ts"] + (["amount"] if amount_col else [])
     if not amount_col:
         tx["amount"] = np.nan
-    tx["ts"] = pd.to_datetime(tx["ts"])
+    if not pd.api.types.is_datetime64_any_dtype(tx["ts"]):
+        tx["ts"] = pd.to_datetime(tx["ts"], format="mixed")  # strings: each parsed on its own
     tx["day"] = tx["ts"].dt.normalize()
     if end is not None:
         tx = tx[tx["day"] <= end]

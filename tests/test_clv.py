@@ -2,17 +2,12 @@
 reproduction of the published CDNOW estimates (Fader, Hardie & Lee 2005)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, special
 
 from helpers import clv
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _tx(rows):
     return pd.DataFrame(rows, columns=["customer_id", "order_ts", "amount"])
@@ -219,17 +214,8 @@ def test_customer_clv_discounting_and_margin():
 # The literature: CDNOW 1/10th sample
 # ------------------------------------------------------------------------------------------
 def _cdnow_orders() -> pd.DataFrame:
-    try:
-        import helpers as hb
-        return hb.load_dataset("cdnow_sample").orders
-    except Exception:  # the loader or the dataset folder is not there yet: read the raw file
-        raw = Path("/work/shared/data/cdnow/CDNOW_sample.txt")
-        if not raw.exists():
-            pytest.skip("CDNOW sample not available")
-        df = pd.read_csv(raw, sep=r"\s+", header=None, dtype={0: str, 2: str},
-                         names=["customer_id", "id_full", "date", "n", "amount"])
-        df["order_ts"] = pd.to_datetime(df["date"], format="%Y%m%d")
-        return df
+    import helpers as hb
+    return hb.load_dataset("cdnow_sample").orders
 
 
 def _sig3(a: float, b: float) -> bool:
@@ -340,3 +326,25 @@ def test_clv_interval_methods_agree():
     (t, tl, th), (_, sl, sh) = d.attrs["total"], s.attrs["total"]
     assert tl < t < th
     assert (th - tl) == pytest.approx(sh - sl, rel=0.25)
+
+
+def test_tracking_and_frequency_groups_hand_computed():
+    bg = _model({"r": 0.5, "alpha": 10.0, "a": 1.5, "b": 3.0})
+    # a: first 1 Jan, repeats 8 Jan (twice the same day: one transaction) and 20 Jan;
+    # b: first 3 Jan, no repeat; c: first after the calibration end -> not in the cohort
+    tx = _tx([("a", "2024-01-01", 1), ("a", "2024-01-08 09:00", 1), ("a", "2024-01-08 18:00", 1),
+              ("a", "2024-01-20", 1), ("b", "2024-01-03", 1), ("c", "2024-01-12", 1)])
+    tr = clv.tracking_cumulative(tx, bg, calibration_end="2024-01-10", observation_end="2024-01-21",
+                                 time_unit="D", step_days=7)
+    assert tr["period_end"].dt.strftime("%m-%d").tolist() == ["01-07", "01-14", "01-21"]
+    assert tr["actual"].tolist() == [0, 1, 2]
+    # expectation at 14 Jan: a is 13 days old, b 11 days
+    ref = float(bg.expected_purchases_new(13.0) + bg.expected_purchases_new(11.0))
+    assert tr["predicted"].iloc[1] == pytest.approx(ref)
+    ch = clv.calibration_holdout(tx, calibration_end="2024-01-10", observation_end="2024-01-21",
+                                 time_unit="D")
+    g = clv.holdout_by_frequency(ch, bg, max_frequency=1)
+    assert g.index.tolist() == ["0", "1+"]
+    assert g["actual"].tolist() == [0.0, 1.0]  # b bought nothing in the holdout, a once
+    ref_b = bg.expected_purchases(11.0, [0], [0], [7])[0]
+    assert g.loc["0", "predicted"] == pytest.approx(ref_b)
