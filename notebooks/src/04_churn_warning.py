@@ -32,7 +32,7 @@ dataset = "synthetic"  # name under data/ (synthetic, cdnow_sample, online_retai
 analysis_date = "2025-12-31"  # 'YYYY-MM-DD', or None for the dataset's default analysis date
 seed = 42  # integer seed for every random step
 export_dir = "reports/exports"  # folder for exported files, relative to the project root
-window_days = 90  # churn window N in days: churned = no order in the N days after the cutoff (30..365)
+window_days = 90  # churn window N in days: churned = no order in the N days after the cutoff (7..365)
 lookback_days = 365  # active base: customers with an order in this many days up to the cutoff (>= window)
 margin_rate = 0.3  # gross margin as a share of net spend (0..1)
 save_rate = 0.2  # share of would-be churners that a contact keeps (0..1)
@@ -42,7 +42,7 @@ risk_medium = 0.5  # churn probability from which a customer is "medium risk" (0
 risk_high = 0.8  # churn probability from which a customer is "high risk" (risk_medium..1)
 uplift_experiment = "retention_offer_2025"  # experiment_id of a randomized retention offer, or None
 uplift_window_days = 60  # days after the offer start in which a purchase counts as response
-n_boot = 200  # bootstrap resamples for AUC confidence intervals (>= 50)
+n_boot = 200  # bootstrap resamples for AUC confidence intervals (>= 10; 200 for stable bounds)
 
 # %%
 import matplotlib.pyplot as plt
@@ -75,6 +75,8 @@ if not risk_medium < risk_high:
     raise ValueError("risk_medium must be below risk_high")
 if contact_cost < 0 or budget < 0:
     raise ValueError("contact_cost and budget must be >= 0")
+if not (isinstance(n_boot, int) and n_boot >= 10):
+    raise ValueError(f"n_boot must be a whole number >= 10; got {n_boot!r}")
 A = ctx.analysis_date
 currency = getattr(ds, "currency", "") or ""
 orders = ch.split_at(ds.orders, A)[0]  # nothing after the analysis date exists for this chapter
