@@ -173,8 +173,10 @@ class EvalSet:
     def summary(self) -> pd.DataFrame:
         """One-row-per-fact description of the protocol (for display)."""
         s = self.split
+        first = s.train["order_ts"].min()
+        start = f"{first:%Y-%m-%d}" if pd.notna(first) else "(no purchases)"
         return pd.DataFrame({"value": [
-            f"{s.train['order_ts'].min():%Y-%m-%d} .. {s.cutoff - pd.Timedelta(days=1):%Y-%m-%d}",
+            f"{start} .. {s.cutoff - pd.Timedelta(days=1):%Y-%m-%d}",
             f"{s.cutoff:%Y-%m-%d} .. {s.end - pd.Timedelta(days=1):%Y-%m-%d}",
             f"{self.inter.shape[0]:,}", f"{self.inter.shape[1]:,}",
             f"{self.inter.matrix.nnz / max(np.prod(self.inter.shape), 1):.3%}",

@@ -38,19 +38,19 @@ analysis_date = "2025-12-31"  # 'YYYY-MM-DD', or None for the dataset's default 
 seed = 42  # integer seed for every random step
 export_dir = "reports/exports"  # folder for exported files, relative to the project root
 k = 10  # int 1..50: length of the recommendation list scored by the metrics @k
-test_days = 90  # int >= 14: days in the test window that ends on the analysis date
+test_days = 90  # int at least 14: days in the test window that ends on the analysis date
 exclude_seen = True  # True: recommend and score only products not bought before; False: re-buys count
-recent_days = 30  # int >= 1: window (days before the cut-off) of the "recent popularity" baseline
-validation_customers = 2000  # int >= 100: warm customers sampled from the validation window for tuning
+recent_days = 30  # int at least 1: window (days before the cut-off) of the "recent popularity" baseline
+validation_customers = 2000  # int at least 100: warm customers sampled from the validation window for tuning
 svd_factors_grid = [8, 16, 32]  # ascending ints: latent factors tried on the validation window
-item_shrinkage_grid = [0, 20, 100]  # numbers >= 0: item-CF similarity shrinkage tried on validation
+item_shrinkage_grid = [0, 20, 100]  # non-negative numbers: item-CF similarity shrinkage tried on validation
 user_neighbours_grid = [50, 200]  # ints: neighbours tried for user-CF on the validation window
-content_weight_grid = [0.0, 1.0]  # floats >= 0: popularity prior exponents tried for content-based
-min_rule_count = 10  # int >= 1: baskets that must contain a pair for an association rule
+content_weight_grid = [0.0, 1.0]  # non-negative floats: popularity prior exponents tried for content-based
+min_rule_count = 10  # int at least 1: baskets that must contain a pair for an association rule
 min_rule_support = 0.0005  # float in [0, 1): share of baskets that must contain a pair
 min_rule_confidence = 0.05  # float in [0, 1]: minimum confidence P(B | A) of a rule
-top_n_export = 20  # int >= 1: products per customer in the exported lists
-related_n = 10  # int >= 1: related products per product in the exported related-items table
+top_n_export = 20  # int at least 1: products per customer in the exported lists
+related_n = 10  # int at least 1: related products per product in the exported related-items table
 
 # %%
 import matplotlib.pyplot as plt
