@@ -54,13 +54,13 @@ class Tag:
 #: per category at run time). Windows: all rows dated on or before the analysis date.
 TAGS: tuple[Tag, ...] = (
     # basic information
-    Tag("age", "basic", "Age in years (at sign-up).", "customers.age", ("customers",)),
-    Tag("age_band", "basic", "Age band.", "age cut at 25, 35, 45, 55", ("customers",)),
-    Tag("gender", "basic", "Self-reported gender.", "customers.gender", ("customers",)),
-    Tag("region", "basic", "Home region.", "customers.region", ("customers",)),
-    Tag("device", "basic", "Main device.", "customers.device", ("customers",)),
+    Tag("age", "basic", "Age in years (at sign-up).", "customers.age", ("customers.age",)),
+    Tag("age_band", "basic", "Age band.", "age cut at 25, 35, 45, 55", ("customers.age",)),
+    Tag("gender", "basic", "Self-reported gender.", "customers.gender", ("customers.gender",)),
+    Tag("region", "basic", "Home region.", "customers.region", ("customers.region",)),
+    Tag("device", "basic", "Main device.", "customers.device", ("customers.device",)),
     Tag("acquisition_channel", "basic", "Channel that brought the customer.",
-        "customers.acquisition_channel", ("customers",)),
+        "customers.acquisition_channel", ("customers.acquisition_channel",)),
     Tag("tenure_days", "basic", "Days since the customer became known.",
         "analysis date - min(signup date, first order)"),
     # behaviour
@@ -74,7 +74,7 @@ TAGS: tuple[Tag, ...] = (
     Tag("days_active", "behaviour", "Distinct days with an order or a browsing event.",
         "distinct calendar days of orders (and events)"),
     Tag("favourite_category", "behaviour", "Category with the largest spend.",
-        "argmax over categories of spend", ("order_lines", "products")),
+        "argmax over categories of spend", ("order_lines", "products.category")),
     # consumption
     Tag("orders", "consumption", "Orders placed (purchase frequency).", "count of orders"),
     Tag("spend", "consumption", "Gross spend (GMV of the customer).", "sum of orders.amount"),
@@ -94,7 +94,7 @@ TAGS: tuple[Tag, ...] = (
         "sum returns.amount / spend (capped at 1)", ("returns",)),
     # preference
     Tag("share_<category>", "preference", "Share of spend in each category.",
-        "spend in category / spend", ("order_lines", "products")),
+        "spend in category / spend", ("order_lines", "products.category")),
     Tag("price_level", "preference",
         "Price paid relative to the typical price of the same category (1 = typical).",
         "exp(spend-weighted mean of log(unit_price / category median unit_price))",
@@ -104,10 +104,10 @@ TAGS: tuple[Tag, ...] = (
     Tag("price_sensitivity", "preference",
         "Price-sensitivity index in [0, 1] (higher = more driven by price).",
         "mean percentile rank of coupon_share, discount_share, promo_share and 1/price_level "
-        "(those available; needs at least two)", ("two of the four inputs",)),
+        "(those available; needs at least two)", ("two of its four inputs",)),
     Tag("brand_concentration", "preference",
         "How concentrated spend is on few brands (Herfindahl index; 1 = one brand).",
-        "sum over brands of (brand spend share)^2", ("order_lines", "products")),
+        "sum over brands of (brand spend share)^2", ("order_lines", "products.brand")),
     # lifecycle
     Tag("lifecycle_stage", "lifecycle", "Lifecycle stage at the analysis date.",
         "potential: no order; new: first order <= new_days ago; active: last order <= "
