@@ -480,6 +480,26 @@ def b_test_and_cancelled_orders(tmp: Path) -> Path:
                     {"column": "status", "values": ["cancelled"], "reason": "cancelled order"}]}})
 
 
+def b_float_ids_in_csv(tmp: Path) -> Path:
+    c = customers().assign(customer_id=[str(1000 + i) for i in range(1, 9)])
+    o = orders().assign(customer_id=[f"{1000 + (i % 8) + 1}.0" for i in range(12)])
+    return write(tmp, shop(customers=c, orders=o,
+                           returns=returns().assign(customer_id=["1002", "1004"])))
+
+
+def b_lines_with_test_invoices(tmp: Path) -> Path:
+    src = _lines_source()
+    src["Customer ID"] = [12345, 12345, 12346, 12347, 12345, 12346]
+    src.loc[2, "Invoice"] = "T1002"  # a test invoice, and a test customer
+    src.loc[3, "Customer ID"] = 99999
+    folder = _lines_yaml(tmp, src)
+    cfg = yaml.safe_load((folder / "dataset.yaml").read_text())
+    cfg["exclude"] = [{"column": "Invoice", "prefix": "T", "reason": "test invoice"},
+                      {"column": "Customer ID", "values": ["99999"], "reason": "test customer"}]
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return folder
+
+
 # -- checks of the loadable cases ---------------------------------------------------------------
 def c_tz_aware(ds: Dataset) -> None:
     # 2024-01-03 10:00 in Shanghai is 02:00 in London (winter, UTC+0): converted, then naive
@@ -584,6 +604,20 @@ def c_excluded(ds: Dataset) -> None:
     assert "status" not in ds.orders.columns
 
 
+def c_float_ids(ds: Dataset) -> None:
+    assert set(ds.orders["customer_id"]) == {str(1000 + i) for i in range(1, 9)}
+    assert "orphan_key" not in set(ds.issues["rule"])
+
+
+def c_lines_excluded(ds: Dataset) -> None:
+    aside = ds.set_aside["order_lines"]
+    assert sorted(aside["reason"]) == ["test customer", "test invoice"]
+    assert sorted(aside.index) == [2, 3]  # source positions
+    assert quality(ds, "order_lines").rows_in + quality(ds, "returns").rows_in == 6
+    assert set(ds.orders["order_id"]) == {"1001"} and len(ds.returns) == 2
+    assert "excluded" in set(ds.issues["rule"])
+
+
 CASES: list[Case] = [
     Case("missing_column", b_missing_column,
          Err("orders", "order_ts", text=(r"required column 'order_ts' is missing",
@@ -676,6 +710,9 @@ CASES: list[Case] = [
          Err("SQL table order", None, text=(r"has no table or view 'order'",
                                             r"Did you mean 'orders'"))),
     Case("test_and_cancelled_orders_excluded", b_test_and_cancelled_orders, check=c_excluded),
+    Case("ids_written_as_floats_in_csv", b_float_ids_in_csv, check=c_float_ids),
+    Case("lines_with_test_invoices_excluded", b_lines_with_test_invoices,
+         check=c_lines_excluded),
 ]
 
 

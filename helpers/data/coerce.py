@@ -87,7 +87,13 @@ class Coercer:
         if s.dtype == object:  # e.g. from SQL: mixed python objects; floats like 13085.0 -> "13085"
             s = _via_uniques(s, lambda u: [str(int(v)) if isinstance(v, float) and v.is_integer()
                                            else str(v) for v in u])
-        return self._clean_strings(s)
+        out = self._clean_strings(s)
+        # a number column written as floats into a text file (pandas/Excel exports: "13085.0"):
+        # when *every* id is digits + ".0", drop the ".0" (as for float ids in Parquet/SQL)
+        uniques = pd.Series(out.dropna().unique(), dtype=STRING)
+        if len(uniques) and uniques.str.fullmatch(r"-?\d+\.0+").all():
+            out = out.str.replace(r"\.0+$", "", regex=True)
+        return out
 
     def _timestamp(self, s: pd.Series, col: Column, date_format: str | None,
                    source_timezone: str | None) -> pd.Series:
