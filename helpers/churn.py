@@ -82,7 +82,8 @@ def churn_windows(analysis_date: str | pd.Timestamp, window_days: int) -> Window
     date``); ``train_cutoff = eval_cutoff - N days`` (its labels end on the evaluation cutoff).
     """
     if isinstance(window_days, bool) or int(window_days) != window_days or window_days < 1:
-        raise ValueError(f"window_days must be a positive whole number of days; got {window_days!r}")
+        raise ValueError("window_days must be a positive whole number of days; "
+                         f"got {window_days!r}")
     n = int(window_days)
     a = pd.Timestamp(analysis_date).normalize()
     ev = a - n * DAY
@@ -167,16 +168,21 @@ FEATURE_WORDS: dict[str, tuple[str, str]] = {
     "tenure_days": ("customer for {v:.0f} days", "new customer ({v:.0f} days)"),
     "log_aov": ("large baskets", "small baskets"),
     "log_spend_365d": ("high spend in the last year", "low spend in the last year"),
-    "orders_90d": ("{v:.0f} orders in the last 90 days", "few orders in the last 90 days ({v:.0f})"),
-    "order_trend": ("more orders than in the 90 days before", "fewer orders than in the 90 days before"),
+    "orders_90d": ("{v:.0f} orders in the last 90 days",
+                   "few orders in the last 90 days ({v:.0f})"),
+    "order_trend": ("more orders than in the 90 days before",
+                    "fewer orders than in the 90 days before"),
     "mean_gap_days": ("usually waits {v:.0f} days between orders",
                       "usually orders every {v:.0f} days"),
     "return_rate": ("returned {v:.0%} of what they bought", "rarely returns"),
     "coupon_share": ("{v:.0%} of orders with a coupon (price-sensitive)", "rarely uses coupons"),
     "discount_share": ("discounts were {v:.0%} of the basket value", "rarely gets discounts"),
-    "views_30d": ("{v:.0f} product views in the last 30 days", "few product views in the last 30 days ({v:.0f})"),
-    "sessions_30d": ("{v:.0f} visits in the last 30 days", "few visits in the last 30 days ({v:.0f})"),
-    "carts_30d": ("{v:.0f} add-to-cart in the last 30 days", "few add-to-cart in the last 30 days ({v:.0f})"),
+    "views_30d": ("{v:.0f} product views in the last 30 days",
+                  "few product views in the last 30 days ({v:.0f})"),
+    "sessions_30d": ("{v:.0f} visits in the last 30 days",
+                     "few visits in the last 30 days ({v:.0f})"),
+    "carts_30d": ("{v:.0f} add-to-cart in the last 30 days",
+                  "few add-to-cart in the last 30 days ({v:.0f})"),
     "days_since_event": ("no visit for {v:.0f} days", "visited {v:.0f} days ago"),
     "event_trend": ("browsing up to {v:.0%} of its earlier level",
                     "browsing fell to {v:.0%} of its earlier level"),
@@ -389,7 +395,8 @@ def gains_table(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series,
     for b in range(n_bins):
         part = ys[edges[b]:edges[b + 1]]
         upto = ys[:edges[b + 1]]
-        rows.append({"decile": b + 1, "n": len(part), "churn_rate": part.mean() if len(part) else np.nan,
+        rows.append({"decile": b + 1, "n": len(part),
+                     "churn_rate": part.mean() if len(part) else np.nan,
                      "cum_share_customers": edges[b + 1] / len(y),
                      "cum_share_churners": upto.sum() / total if total else np.nan,
                      "lift": (part.mean() / y.mean()) if len(part) and y.mean() else np.nan})
@@ -853,11 +860,12 @@ def qini_coefficient(curve: pd.DataFrame) -> float:
 
 
 __all__ = [
-    "ACTION_RULES", "ChurnModels", "FEATURE_WORDS", "SegmentRule", "Windows", "active_base", "activity_drop_flags",
-    "auc", "bgnbd_churn", "bootstrap_auc_ci", "build_features", "calibration_table", "churn_labels",
-    "churn_rate_by_window", "churn_windows", "customer_value", "evaluate_scores",
-    "expected_retained_margin", "fit_churn_models", "gains_table", "inter_purchase_gaps", "logistic_coefficients",
-    "make_models", "oracle_churn_probability", "qini_coefficient", "qini_curve", "reason_codes",
+    "ACTION_RULES", "ChurnModels", "FEATURE_WORDS", "SegmentRule", "Windows", "active_base",
+    "activity_drop_flags", "auc", "bgnbd_churn", "bootstrap_auc_ci", "build_features",
+    "calibration_table", "churn_labels", "churn_rate_by_window", "churn_windows",
+    "customer_value", "evaluate_scores", "expected_retained_margin", "fit_churn_models",
+    "gains_table", "inter_purchase_gaps", "logistic_coefficients", "make_models",
+    "oracle_churn_probability", "qini_coefficient", "qini_curve", "reason_codes",
     "recommend_action", "rfm_segments", "risk_value_matrix", "select_budget", "split_at",
     "t_learner_uplift", "time_to_next_purchase", "top_share_stats", "value_band",
 ]

@@ -12,11 +12,15 @@ from helpers import churn as ch
 TS = pd.Timestamp
 
 
+def _ts(values: list[str]) -> pd.Series:
+    return pd.to_datetime(values, format="ISO8601")
+
+
 def _orders(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame({
         "order_id": [f"O{i}" for i in range(len(rows))],
         "customer_id": [r[0] for r in rows],
-        "order_ts": pd.to_datetime([r[1] for r in rows], format="ISO8601"),
+        "order_ts": _ts([r[1] for r in rows]),
         "amount": [r[2] for r in rows],
     })
 
@@ -111,14 +115,14 @@ def test_build_features_hand_values_and_no_leakage():
 def test_build_features_optional_tables_respect_cutoff():
     o = _orders([("a", "2025-03-01", 100.0), ("b", "2025-03-02", 100.0)])
     ret = pd.DataFrame({"customer_id": ["a", "a"], "amount": [25.0, 50.0],
-                        "return_ts": pd.to_datetime(["2025-03-10", "2025-04-01"], format="ISO8601")})
+                        "return_ts": _ts(["2025-03-10", "2025-04-01"])})
     ev = pd.DataFrame({"customer_id": ["a", "a", "a"], "event_type": ["view", "cart", "view"],
                        "session_id": ["s1", "s1", "s2"],
-                       "event_ts": pd.to_datetime(["2025-03-20", "2025-03-20", "2025-04-01"], format="ISO8601")})
+                       "event_ts": _ts(["2025-03-20", "2025-03-20", "2025-04-01"])})
     sv = pd.DataFrame({"customer_id": ["a", "a"], "nps": [3, 10],
-                       "survey_ts": pd.to_datetime(["2025-03-05", "2025-04-02"], format="ISO8601")})
+                       "survey_ts": _ts(["2025-03-05", "2025-04-02"])})
     loy = pd.DataFrame({"customer_id": ["a", "b"],
-                        "enrolled_at": pd.to_datetime(["2025-03-31 23:00", "2025-04-01"], format="ISO8601")})
+                        "enrolled_at": _ts(["2025-03-31 23:00", "2025-04-01"])})
     f = ch.build_features("2025-03-31", pd.Index(["a", "b"]), o, returns=ret, events=ev,
                           surveys=sv, loyalty=loy)
     assert f.loc["a", "return_rate"] == pytest.approx(0.25)  # the 04-01 return is later
@@ -133,7 +137,7 @@ def test_customer_value_net_of_returns_and_window():
     o = _orders([("a", "2024-03-30", 1000.0), ("a", "2025-01-01", 200.0),
                  ("b", "2025-02-01", 100.0)])
     ret = pd.DataFrame({"customer_id": ["b"], "amount": [150.0],
-                        "return_ts": pd.to_datetime(["2025-02-05"], format="ISO8601")})
+                        "return_ts": _ts(["2025-02-05"])})
     v = ch.customer_value(o, "2025-03-31", pd.Index(["a", "b"]), ret, margin_rate=0.5)
     assert v.to_dict() == {"a": 100.0, "b": 0.0}  # 1000 is older than 365 days; b floored at 0
 
