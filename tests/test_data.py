@@ -686,3 +686,26 @@ def test_empty_optional_table_is_present_but_has_no_rows(tmp_path):
     assert not ds.has("events") and ds.events is not None and len(ds.events) == 0
     assert ds.events["event_ts"].dtype == "datetime64[ns]"
     assert_accounting(ds)
+
+
+# ----------------------------------------------------------------------------------------------
+# fingerprint (the record of which bytes a run read)
+# ----------------------------------------------------------------------------------------------
+def test_fingerprint_changes_with_any_file_and_hides_passwords(tmp_path, capsys):
+    import json
+
+    from helpers.data import fingerprint
+    from helpers.data.fingerprint import redact_url
+
+    folder = write_dataset(tmp_path / "shop", {"customers": customers_df(), "orders": orders_df()})
+    first = fingerprint(folder)
+    assert set(first["files"]) == {"dataset.yaml", "customers.csv", "orders.csv"}
+    assert fingerprint(folder) == first  # stable
+    with open(folder / "orders.csv", "a", encoding="utf-8") as fh:  # a half-written export
+        fh.write("O9,C1,")
+    second = fingerprint(folder)
+    assert second["sha256"] != first["sha256"]
+    assert second["files"]["customers.csv"] == first["files"]["customers.csv"]
+    assert redact_url("postgresql://ann:s3cret@db/shop") == "postgresql://ann:***@db/shop"
+    assert cli(["fingerprint", str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["sha256"] == second["sha256"]

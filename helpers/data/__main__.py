@@ -1,5 +1,5 @@
-"""``python -m helpers.data validate <name-or-path> [--rule RULE=ACTION ...]`` and
-``python -m helpers.data list``.
+"""``python -m helpers.data validate <name-or-path> [--rule RULE=ACTION ...]``,
+``python -m helpers.data fingerprint <name-or-path>`` and ``python -m helpers.data list``.
 
 ``validate`` prints the data-quality report and exits 0, or prints the contract error and
 exits 2.
@@ -7,6 +7,7 @@ exits 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .config import available
@@ -23,7 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--rule", action="append", default=[], metavar="RULE=ACTION",
                    help="override a rule, e.g. --rule orders.zero_value=keep (repeatable)")
     sub.add_parser("list", help="list the datasets under data/")
+    f = sub.add_parser("fingerprint", help="SHA-256 of the dataset's files, as JSON")
+    f.add_argument("dataset", help="dataset name or path")
     args = parser.parse_args(argv)
+    if args.command == "fingerprint":
+        from .fingerprint import fingerprint
+
+        try:
+            print(json.dumps(fingerprint(args.dataset), indent=2))
+        except DataContractError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        return 0
     if args.command == "list":
         for name, path in available().items():
             print(f"{name}\t{path}")
