@@ -622,7 +622,7 @@ def scan_k(X: pd.DataFrame | np.ndarray, ks: Iterable[int], seed: int,
         for k in ks:
             if not 1 < k < len(S):
                 continue
-            km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(S)
+            km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(S)
             lab = km.labels_
             gm = GaussianMixture(n_components=k, covariance_type="diag", reg_covar=1e-4,
                                  random_state=seed).fit(S)

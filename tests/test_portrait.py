@@ -387,7 +387,7 @@ def test_persona_recovery_on_synthetic(synthetic):
     not above the supervised ceiling.
     """
     ds, tags, X = synthetic
-    scan = hp.scan_k(X, range(2, 9), seed=42, sample_size=3000, n_boot=6)
+    scan = hp.scan_k(X, range(2, 9), seed=42, sample_size=3000, n_boot=8)  # as the notebook
     k = hp.pick_k(scan)
     lab, _ = hp.fit_kmeans(X, k, seed=42)
     labels = pd.Series(lab, index=X.index)

@@ -283,7 +283,7 @@ if can_segment:
     ks = [kk for kk in range(k_min, k_max + 1) if kk < max(3, n_customers // 20)]
     if not ks:
         ks = [2]
-    scan = hp.scan_k(X, ks, seed=seed, sample_size=scan_sample, n_boot=6)
+    scan = hp.scan_k(X, ks, seed=seed, sample_size=scan_sample, n_boot=8)
     k_auto = hp.pick_k(scan)
     k_used = k_auto if k == "auto" else int(k)
     display(scan.set_index("k").round(3))
