@@ -321,6 +321,11 @@ if CAN_EVAL:
     for name, r in lift.iterrows():
         print(f"  {name:22s} {r['lift_vs_popularity']:+.0%} vs popularity "
               f"(paired diff 95% CI {r['diff_ci_low']:+.3f} .. {r['diff_ci_high']:+.3f})")
+    if "popularity (recent)" in comp.per_user and best_model in lift.index:
+        rec = comp.per_user["popularity (recent)"]["ndcg"].to_numpy()
+        d, lo, hi = rc.paired_diff_ci(comp.per_user[best_model]["ndcg"].to_numpy(), rec)
+        print(f"  {best_model} vs recent popularity (the stronger baseline on seasonal data): "
+              f"{d / rec.mean():+.0%} (paired diff 95% CI {lo:+.3f} .. {hi:+.3f})")
     if ds.truth is not None and best_model in lift.index:
         passed = lift.loc[best_model, "lift_vs_popularity"] >= 0.25 and \
             lift.loc[best_model, "diff_ci_low"] > 0
