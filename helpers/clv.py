@@ -185,12 +185,17 @@ def _unique_patterns(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _fit_loglik(neg_ll, x0: np.ndarray) -> optimize.OptimizeResult:
-    """Minimize a negative log-likelihood in log-parameter space (Nelder-Mead then BFGS polish)."""
-    res = optimize.minimize(neg_ll, x0, method="Nelder-Mead",
-                            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000,
-                                     "maxfev": 40000})
-    res2 = optimize.minimize(neg_ll, res.x, method="BFGS", options={"gtol": 1e-8})
-    return res2 if np.isfinite(res2.fun) and res2.fun <= res.fun else res
+    """Minimize a negative log-likelihood in log-parameter space: BFGS first (fast on these
+    smooth likelihoods); if it fails, Nelder-Mead from the start and a BFGS polish."""
+    res = optimize.minimize(neg_ll, x0, method="BFGS", options={"gtol": 1e-7})
+    if res.success and np.isfinite(res.fun) and res.fun < 1e299:
+        return res
+    nm = optimize.minimize(neg_ll, x0, method="Nelder-Mead",
+                           options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20000,
+                                    "maxfev": 40000})
+    res2 = optimize.minimize(neg_ll, nm.x, method="BFGS", options={"gtol": 1e-7})
+    best = min((r for r in (res, nm, res2) if np.isfinite(r.fun)), key=lambda r: r.fun)
+    return best
 
 
 def _param_table(names: list[str], theta: np.ndarray, cov_log: np.ndarray | None,
@@ -638,4 +643,28 @@ def probability_calibration(prob, outcome, n_bins: int = 10) -> pd.DataFrame:
     out = pd.DataFrame({"p": p, "y": y, "bin": bins}).groupby("bin").agg(
         customers=("p", "size"), predicted=("p", "mean"), observed=("y", "mean"))
     out.index.name = "bin"
+    return out
+
+
+def naive_holdout_forecast(cal_holdout: pd.DataFrame) -> np.ndarray:
+    """Baseline forecast: the customer's calibration repeat rate continues unchanged,
+    ``frequency_cal / T_cal * duration_holdout`` (0 for customers with ``T_cal = 0``). It ignores
+    both drop-out and regression to the mean, which is what BG/NBD adds."""
+    T = cal_holdout["T_cal"].to_numpy(float)
+    rate = np.divide(cal_holdout["frequency_cal"].to_numpy(float), T, out=np.zeros(len(T)),
+                     where=T > 0)
+    return rate * cal_holdout["duration_holdout"].to_numpy(float)
+
+
+def holdout_errors(actual, forecasts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-model total, relative error of the total, and per-customer MAE / RMSE."""
+    y = np.asarray(actual, float)
+    rows = {}
+    for name, f in forecasts.items():
+        f = np.asarray(f, float)
+        rows[name] = {"total_predicted": f.sum(), "total_actual": y.sum(),
+                      "total_error": f.sum() / y.sum() - 1 if y.sum() else np.nan,
+                      "mae": np.mean(np.abs(f - y)), "rmse": float(np.sqrt(np.mean((f - y) ** 2)))}
+    out = pd.DataFrame(rows).T
+    out.index.name = "forecast"
     return out

@@ -272,7 +272,7 @@ def _cohort_frame(orders: pd.DataFrame, analysis_date) -> pd.DataFrame:
     month = o["order_ts"].dt.to_period("M")
     cohort = o.groupby("customer_id")["order_ts"].transform("min").dt.to_period("M")
     age = (month.dt.year - cohort.dt.year) * 12 + (month.dt.month - cohort.dt.month)
-    return pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "cohort": cohort.to_numpy(),
+    return pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "cohort": cohort.array,
                          "age": age.to_numpy(), "amount": o["amount"].to_numpy()})
 
 

@@ -348,3 +348,14 @@ def test_tracking_and_frequency_groups_hand_computed():
     assert g["actual"].tolist() == [0.0, 1.0]  # b bought nothing in the holdout, a once
     ref_b = bg.expected_purchases(11.0, [0], [0], [7])[0]
     assert g.loc["0", "predicted"] == pytest.approx(ref_b)
+
+
+def test_naive_forecast_and_error_table():
+    ch = pd.DataFrame({"frequency_cal": [2.0, 0.0, 1.0], "T_cal": [10.0, 5.0, 0.0],
+                       "duration_holdout": [5.0, 5.0, 5.0], "frequency_holdout": [1.0, 0.0, 2.0]})
+    f = clv.naive_holdout_forecast(ch)
+    np.testing.assert_allclose(f, [1.0, 0.0, 0.0])  # 2/10 x 5; 0; T = 0 -> 0
+    e = clv.holdout_errors(ch["frequency_holdout"], {"naive": f})
+    assert e.loc["naive", "total_error"] == pytest.approx(1 / 3 - 1)
+    assert e.loc["naive", "mae"] == pytest.approx(2 / 3)
+    assert e.loc["naive", "rmse"] == pytest.approx(np.sqrt(4 / 3))
