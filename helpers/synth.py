@@ -596,6 +596,8 @@ def generate(n_customers: int = 20_000, seed: int = 42, **overrides) -> Syntheti
     tables, extra = _assemble(cfg, rng, cust, prod, actual, lines, persona, cat_cdf, z, promo)
     truth, facts = _truth(cfg, cust, persona, rate, dropout, uplift, z, first_day, actual,
                           counterfactual, lines, cf_lines, clock, extra)
+    pid = prod["product_id"].to_numpy()
+    facts["bundles"] = [[str(pid[a]), str(pid[b])] for a, b in enumerate(comp) if b >= 0]
     return SyntheticData(tables, truth, facts, cfg)
 
 
