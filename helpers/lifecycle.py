@@ -126,6 +126,8 @@ def robust_z(values: pd.Series) -> pd.Series:
     denominator a standard deviation for normal data). NaN when both are zero.
     """
     v = pd.Series(values, dtype=float)
+    if v.notna().sum() == 0:
+        return pd.Series(np.nan, index=v.index)
     med = v.median()
     dev = (v - med).abs()
     scale = 1.4826 * dev.median()

@@ -187,6 +187,7 @@ def test_robust_z_and_anomalous_months():
     z = lc.robust_z(pd.Series([1.0, 2, 3, 4, 100]))
     assert z.iloc[-1] == pytest.approx(97 / 1.4826)
     assert lc.robust_z(pd.Series([5.0, 5, 5])).isna().all()
+    assert lc.robust_z(pd.Series([np.nan, np.nan])).isna().all()
     # MAD = 0 (most values tied): mean absolute deviation 2/5 = 0.4, scaled by 1.2533
     assert lc.robust_z(pd.Series([1.0, 1, 1, 1, 3])).iloc[-1] == pytest.approx(2 / (1.2533 * 0.4))
     months = pd.period_range("2024-01", periods=8, freq="M")
