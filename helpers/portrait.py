@@ -579,7 +579,7 @@ def _order_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping[v] for v in labels], dtype=int)
 
 
-def fit_kmeans(X: pd.DataFrame | np.ndarray, k: int, seed: int, n_init: int = 4
+def fit_kmeans(X: pd.DataFrame | np.ndarray, k: int, seed: int, n_init: int = 10
                ) -> tuple[np.ndarray, KMeans]:
     """K-means labels (1..k, largest segment first) and the fitted model."""
     A = np.asarray(X, dtype=float)
@@ -592,7 +592,7 @@ def fit_kmeans(X: pd.DataFrame | np.ndarray, k: int, seed: int, n_init: int = 4
 
 
 def fit_gmm(X: pd.DataFrame | np.ndarray, k: int, seed: int, covariance_type: str = "diag",
-            sample_size: int = 8000) -> tuple[np.ndarray, GaussianMixture]:
+            sample_size: int = 5000) -> tuple[np.ndarray, GaussianMixture]:
     """Gaussian-mixture labels (1..k, largest first); fitted on a seeded sample if large."""
     A = np.asarray(X, dtype=float)
     rng = np.random.default_rng(seed)
@@ -774,6 +774,10 @@ PROFILE_TAGS = ("orders", "orders_per_year", "spend", "aov", "recency_days", "pr
                 "return_rate", "visits", "view_to_purchase", "days_active",
                 "brand_concentration", "age")
 
+#: Right-skewed tags profiled on the log1p scale.
+LOG_PROFILE = frozenset({"orders", "orders_per_year", "spend", "net_spend", "aov",
+                         "recency_days", "visits", "views", "days_active", "favourites"})
+
 #: Phrases naming a segment by a tag that sets it apart: (tag, sign) -> phrase.
 _PHRASES: dict[tuple[str, int], str] = {
     ("spend", 1): "high-value", ("spend", -1): "low-spend",
@@ -797,13 +801,20 @@ def profile_numeric(tags: pd.DataFrame, labels: pd.Series,
     """Standardized segment means: (segment mean - overall mean) / overall std, per tag.
 
     Rows are segments (sorted), columns the numeric tags (``PROFILE_TAGS`` present, then
-    category shares). Values are in standard deviations of the whole customer base.
+    category shares). Values are in standard deviations of the whole customer base. Skewed counts
+    and money (:data:`LOG_PROFILE`) are compared on the ``log1p`` scale and the price level on
+    the ``log`` scale, so that a handful of extreme customers does not decide a segment's profile.
     """
     t = tags.loc[labels.index]
     if columns is None:
         columns = [c for c in PROFILE_TAGS if c in t.columns] + \
                   [c for c in t.columns if c.startswith("share_")]
     num = t[list(columns)].apply(pd.to_numeric, errors="coerce").astype(float)
+    for c in num.columns:
+        if c in LOG_PROFILE:
+            num[c] = np.log1p(num[c].clip(lower=0))
+        elif c == "price_level":
+            num[c] = np.log(num[c].where(num[c] > 0))
     mu, sd = num.mean(), num.std(ddof=0).replace(0, np.nan)
     seg_means = num.groupby(labels.values).mean()
     z = (seg_means - mu) / sd
@@ -900,7 +911,7 @@ def persona_cards(tags: pd.DataFrame, labels: pd.Series, n_traits: int = 4) -> p
 
     Returns:
         DataFrame indexed by segment with ``name, customers, customer_share, revenue_share,
-        avg_spend, traits, stage_mix, targeting``.
+        avg_spend, median_spend, traits, stage_mix, targeting``.
     """
     labels = labels.loc[labels.index.intersection(tags.index)]
     t = tags.loc[labels.index]
@@ -935,6 +946,7 @@ def persona_cards(tags: pd.DataFrame, labels: pd.Series, n_traits: int = 4) -> p
             "revenue_share": round(float(rev.get(seg, 0.0) / rev.sum()), 3) if rev.sum() > 0
             else np.nan,
             "avg_spend": round(float(rev.get(seg, 0.0) / size[seg]), 1),
+            "median_spend": round(float(spend[labels == seg].median()), 1),
             "traits": traits,
             "stage_mix": mix,
             "targeting": _targeting(zs, st, overall_stage if stage is not None else
@@ -947,8 +959,8 @@ def card_text(card: pd.Series, segment: object) -> str:
     """A persona card as a few lines of plain text."""
     return (f"Segment {segment} — {card['name']}\n"
             f"  size: {card['customers']:,} customers ({100 * card['customer_share']:.1f}%), "
-            f"revenue share {100 * card['revenue_share']:.1f}%, avg spend "
-            f"{card['avg_spend']:,.0f}\n"
+            f"revenue share {100 * card['revenue_share']:.1f}%, spend per customer: mean "
+            f"{card['avg_spend']:,.0f}, median {card['median_spend']:,.0f}\n"
             f"  sets it apart: {card['traits']}\n"
             f"  lifecycle: {card['stage_mix']}\n"
             f"  targeting: {card['targeting']}")

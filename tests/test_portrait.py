@@ -317,6 +317,10 @@ def test_persona_cards_and_export():
     assert list(cards.index) == [1, 2]
     assert cards["customers"].tolist() == [100, 200]
     assert cards["revenue_share"].sum() == pytest.approx(1.0, abs=0.002)
+    # revenue share by hand: segment 1 holds 100 customers at ~5000 of ~5000*100 + 100*200
+    spend = tags["spend"]
+    assert cards.loc[1, "revenue_share"] == pytest.approx(spend[big].sum() / spend.sum(), abs=1e-3)
+    assert cards.loc[2, "median_spend"] == pytest.approx(spend[~big].median(), abs=0.1)
     assert "high-value" in cards.loc[1, "name"].lower()
     assert "points for old users" in cards.loc[1, "targeting"]
     assert "search" in cards.loc[1, "targeting"]

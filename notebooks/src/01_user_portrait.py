@@ -369,7 +369,7 @@ if can_segment and ds.truth is not None:
     persona = ds.truth.persona()
     persona_ari, confusion = hp.persona_recovery(labels, persona)
     gmm_ari, _ = hp.persona_recovery(pd.Series(lab_gmm, index=X.index), persona)
-    lab6, _ = hp.fit_kmeans(X, 6, seed=seed)
+    lab6, _ = hp.fit_kmeans(X, 6, seed=seed, n_init=4)
     ari6, _ = hp.persona_recovery(pd.Series(lab6, index=X.index), persona)
     rnd = hp.random_ari(persona.reindex(X.index), k_used, seed=seed, n=20)
     single = hp.single_feature_ari(X, persona, k_used)
@@ -413,7 +413,7 @@ if can_segment and ds.truth is not None:
 # ## 4. Persona cards (Growth 2.1–2.2)
 #
 # For each segment: size, revenue share, what sets it apart from the average customer (largest
-# standardized differences, in standard deviations σ), its lifecycle mix, a name an operator
+# standardized differences, in standard deviations σ; counts and money on the log scale), its lifecycle mix, a name an operator
 # would use, and targeting ideas in the guide's terms — targeted promotion, personalized
 # recommendation, new-user coupon, points for old users, win-back, channel choice.
 
@@ -426,7 +426,8 @@ if can_segment:
 
 # %%
 if can_segment:
-    summary = cards[["name", "customers", "customer_share", "revenue_share", "avg_spend"]].copy()
+    summary = cards[["name", "customers", "customer_share", "revenue_share", "avg_spend",
+                     "median_spend"]].copy()
     if ds.truth is not None:  # synthetic data: which planted persona dominates each segment?
         summary["dominant_persona"] = confusion.idxmax(axis=1)
         summary["persona_pct"] = confusion.max(axis=1)
@@ -436,7 +437,7 @@ if can_segment:
 # ## 5. Pictures of the segments
 #
 # **Segment × tag heatmap.** Standardized segment means: red above the average customer, blue
-# below, in standard deviations.
+# below, in standard deviations (counts and money on the log scale, as in the clustering).
 
 # %%
 if can_segment:
