@@ -444,12 +444,15 @@ if len(v12) < 20:
 else:
     v12["cohort"] = v12["first_order"].dt.to_period("Q").astype(str)
     hist = v12.groupby("cohort")["value"].agg(customers="size", mean="mean", median="median")
-    if customers_tbl is not None and "acquisition_channel" in customers_tbl:
+    display(hist.round(1))
+    if customers_tbl is not None and "acquisition_channel" in customers_tbl and \
+            customers_tbl["acquisition_channel"].notna().any():
         ch_map = customers_tbl.set_index("customer_id")["acquisition_channel"].astype("object")
         v12["channel"] = ch_map.reindex(v12.index).fillna("unknown").to_numpy()
         hist_ch = v12.groupby("channel")["value"].agg(customers="size", mean="mean", median="median")
         display(hist_ch.sort_values("mean", ascending=False).round(1))
-    display(hist.round(1))
+    else:
+        ctx.skip("6.1 Historical value by channel", "no customers.acquisition_channel in this dataset")
 
 # %% [markdown]
 # ### 6.2 Predictive CLV: BG/NBD + Gamma-Gamma, fitted on a calibration period
