@@ -206,7 +206,8 @@ def test_segment_features_transforms():
 # --------------------------------------------------------------------------------------------
 
 
-def _blobs(n_per: int, centers: np.ndarray, sd: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _blobs(n_per: int, centers: np.ndarray, sd: float, seed: int
+           ) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = np.vstack([c + sd * rng.standard_normal((n_per, centers.shape[1])) for c in centers])
     y = np.repeat(np.arange(len(centers)), n_per)

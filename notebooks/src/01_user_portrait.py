@@ -413,9 +413,10 @@ if can_segment and ds.truth is not None:
 # ## 4. Persona cards (Growth 2.1–2.2)
 #
 # For each segment: size, revenue share, what sets it apart from the average customer (largest
-# standardized differences, in standard deviations σ; counts and money on the log scale), its lifecycle mix, a name an operator
-# would use, and targeting ideas in the guide's terms — targeted promotion, personalized
-# recommendation, new-user coupon, points for old users, win-back, channel choice.
+# standardized differences, in standard deviations σ; counts and money on the log scale), its
+# lifecycle mix, a name an operator would use, and targeting ideas in the guide's terms —
+# targeted promotion, personalized recommendation, new-user coupon, points for old users,
+# win-back, channel choice.
 
 # %%
 if can_segment:
