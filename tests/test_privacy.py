@@ -200,9 +200,16 @@ def test_no_personal_value_in_any_output_file(pii_run):
     files = [p for p in out.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in files}
     assert {".ipynb", ".html", ".json"} <= kinds, kinds
-    needles = pii_values(pii)
-    pattern = re.compile("|".join(re.escape(v) for v in sorted(needles, key=len, reverse=True)))
-    generic = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\+86 1\d\d \d{4} \d{4}|Huaihai Road")
+    # Every personal value carries a marker (its e-mail domain, the phone prefix, the street,
+    # a surname + given name + number); scanning for the markers finds each value in
+    # one linear pass (an alternation of all 7,500 values takes minutes on large HTML files).
+    # The first assertion proves the markers cover every value; any e-mail address at all is
+    # also reported.
+    # markers are loose on purpose, so that truncated values ("Zhang Wei00...") are found too
+    markers = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|mail-example|post-example|\+86 139|Huaihai"
+                         r"|\b(?:Zhang|Wang|Li|Zhao|Liu|Chen|Yang|Huang) [A-Z][a-z]+\d")
+    needles = set(pii_values(pii))
+    assert all(markers.search(v) for v in needles)
     found: dict[str, list[str]] = {}
     scanned = 0
     for path in files:
@@ -210,7 +217,7 @@ def test_no_personal_value_in_any_output_file(pii_run):
         if text is None:
             continue
         scanned += 1
-        hits = pattern.findall(text) + generic.findall(text)
+        hits = markers.findall(text)
         if hits:
             found[str(path.relative_to(out))] = sorted(set(hits))[:5]
     assert scanned >= 13  # 6 notebooks + 6 HTML + metrics.json (+ exports)
