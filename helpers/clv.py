@@ -228,6 +228,31 @@ def _bgnbd_ll(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) 
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+
+
+def _finish_fit(model, nll, x0: np.ndarray, n_customers: int):
+    """Maximise the likelihood of ``model`` (parameters on the log scale) and store the results.
+
+    Sets ``params_``, ``log_likelihood_``, ``n_customers_``, ``cov_log_`` (inverse Hessian of the
+    negative log-likelihood on the log scale, None if singular), ``converged_`` and ``summary_``.
+    """
+    res = _fit_loglik(nll, x0)
+    theta = res.x
+    model._theta = theta
+    model.params_ = dict(zip(model.names, np.exp(theta).tolist()))
+    model.log_likelihood_ = float(-res.fun)
+    model.n_customers_ = n_customers
+    try:
+        H = _hessian(nll, theta)
+        model.cov_log_ = np.linalg.inv(H)
+        model.converged_ = bool(np.all(np.linalg.eigvalsh(H) > 0))
+    except np.linalg.LinAlgError:
+        model.cov_log_ = None
+        model.converged_ = False
+    model.summary_ = _param_table(model.names, theta, model.cov_log_)
+    return model
+
+
 @dataclass
 class BetaGeoModel:
     """BG/NBD model: Poisson purchasing while alive (gamma(r, alpha) rates), drop-out after each
@@ -270,21 +295,7 @@ class BetaGeoModel:
             v = -np.sum(w * _bgnbd_ll(np.exp(theta), x, t_x, TT))
             return v if np.isfinite(v) else 1e300
 
-        res = _fit_loglik(nll, x0)
-        theta = res.x
-        self._theta = theta
-        self.params_ = dict(zip(self.names, np.exp(theta).tolist()))
-        self.log_likelihood_ = float(-res.fun)
-        self.n_customers_ = int(round(w.sum()))
-        try:
-            H = _hessian(nll, theta)
-            self.cov_log_ = np.linalg.inv(H)
-            self.converged_ = bool(np.all(np.linalg.eigvalsh(H) > 0))
-        except np.linalg.LinAlgError:
-            self.cov_log_ = None
-            self.converged_ = False
-        self.summary_ = _param_table(self.names, theta, self.cov_log_)
-        return self
+        return _finish_fit(self, nll, x0, int(round(w.sum())))
 
     @staticmethod
     def _check(x, t_x, T) -> None:
@@ -410,21 +421,7 @@ class GammaGammaModel:
             v = -np.sum(_gg_ll(np.exp(theta), x, m))
             return v if np.isfinite(v) else 1e300
 
-        res = _fit_loglik(nll, x0)
-        theta = res.x
-        self._theta = theta
-        self.params_ = dict(zip(self.names, np.exp(theta).tolist()))
-        self.log_likelihood_ = float(-res.fun)
-        self.n_customers_ = int(len(x))
-        try:
-            H = _hessian(nll, theta)
-            self.cov_log_ = np.linalg.inv(H)
-            self.converged_ = bool(np.all(np.linalg.eigvalsh(H) > 0))
-        except np.linalg.LinAlgError:
-            self.cov_log_ = None
-            self.converged_ = False
-        self.summary_ = _param_table(self.names, theta, self.cov_log_)
-        return self
+        return _finish_fit(self, nll, x0, int(len(x)))
 
     def _p(self, params=None):
         if params is None:

@@ -927,20 +927,28 @@ def segment_table(comp: Comparison, segments: pd.Series, ev: EvalSet, models: Se
     return out
 
 
+def _long_top_n(key: str, keys: np.ndarray, r: np.ndarray, items: np.ndarray,
+                names: Mapping[str, str] | None) -> pd.DataFrame:
+    """Long table ``key, rank, product_id[, product_name]`` from a (len(keys), n) array of item
+    positions (``-1`` = no recommendation)."""
+    n = r.shape[1]
+    out = pd.DataFrame({key: np.repeat(keys, n), "rank": np.tile(np.arange(1, n + 1), len(keys)),
+                        "_pos": r.ravel()})
+    out = out[out["_pos"] >= 0]
+    out["product_id"] = items[out["_pos"].to_numpy()]
+    out = out.drop(columns="_pos")
+    if names is not None:
+        out["product_name"] = out["product_id"].map(names)
+    return out.reset_index(drop=True)
+
+
 def top_n_table(model: Recommender, customer_ids: Sequence[str], n: int,
                 names: Mapping[str, str] | None = None, exclude_seen: bool = True) -> pd.DataFrame:
     """Long table ``customer_id, rank, product_id[, product_name]`` of each customer's top ``n``."""
     ids = pd.Index(customer_ids)
     rows = model.inter.rows(ids)
     r = recommend(model, rows, n, exclude_seen)
-    out = pd.DataFrame({"customer_id": np.repeat(ids.to_numpy(), n),
-                        "rank": np.tile(np.arange(1, n + 1), len(ids)), "_pos": r.ravel()})
-    out = out[out["_pos"] >= 0]
-    out["product_id"] = model.inter.items[out["_pos"].to_numpy()]
-    out = out.drop(columns="_pos")
-    if names is not None:
-        out["product_name"] = out["product_id"].map(names)
-    return out.reset_index(drop=True)
+    return _long_top_n("customer_id", ids.to_numpy(), r, model.inter.items, names)
 
 
 def order_count_band(purch: pd.DataFrame, customer_ids: Sequence[str]) -> pd.Series:
@@ -956,14 +964,7 @@ def segment_top_n(model: SegmentPopularity, n: int, names: Mapping[str, str] | N
     (segments too small for their own list get the overall list)."""
     scores = model.table + model._tiebreak()[None, :]
     r = top_k(scores, n)
-    out = pd.DataFrame({"segment": np.repeat(model.labels.to_numpy(), n),
-                        "rank": np.tile(np.arange(1, n + 1), len(model.labels)), "_pos": r.ravel()})
-    out = out[out["_pos"] >= 0]
-    out["product_id"] = model.inter.items[out["_pos"].to_numpy()]
-    out = out.drop(columns="_pos")
-    if names is not None:
-        out["product_name"] = out["product_id"].map(names)
-    return out.reset_index(drop=True)
+    return _long_top_n("segment", model.labels.to_numpy(), r, model.inter.items, names)
 
 
 # --------------------------------------------------------------------------------------------
