@@ -26,6 +26,13 @@ reused: ``-2``, ``-3``, ... are appended): the executed notebooks, an HTML expor
 exports of the chapters (``exports/``) and ``metrics.json`` (see :func:`summary`). A failing
 chapter keeps its partly executed notebook, is marked failed, and by default stops the run; the
 exit code is then 1 and the message names the chapter. Configuration errors exit with 2.
+
+Before any chapter runs, every dataset the chapters will read is fingerprinted
+(:func:`helpers.data.fingerprint`) and loaded once (:func:`helpers.data.load_dataset`); its
+data-quality report goes to ``data_quality.txt``. A dataset that fails its contract (or whose
+privacy salt is not set) stops the run with exit code 2 before any chapter runs, the message in
+``data_quality.txt`` and on stderr. The fingerprint is taken again after the chapters; if the data
+changed during the run, the run fails with exit code 1.
 """
 from __future__ import annotations
 
@@ -54,8 +61,10 @@ LOCK_NAME = ".run.lock"
 COMMON_KEYS_RUNNER_SETS = ("export_dir",)
 VERSIONED_PACKAGES = (
     "pandas", "numpy", "scipy", "scikit-learn", "statsmodels", "matplotlib", "seaborn",
-    "pyarrow", "lifelines", "papermill", "nbconvert", "nbclient", "ipykernel", "pyyaml",
-)
+    "pyarrow", "lifelines", "sqlalchemy", "papermill", "nbformat", "nbconvert", "nbclient",
+    "ipykernel", "ipython", "jupyterlab", "pyyaml",
+)  # every direct dependency of pyproject.toml (tests/test_runner.py checks)
+DATA_QUALITY_NAME = "data_quality.txt"
 
 
 class ConfigError(ValueError):
@@ -361,19 +370,26 @@ def export_html(notebook: Path) -> Path:
 
 
 def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[str, Any],
-            started: str, finished: str | None) -> dict[str, Any]:
+            started: str, finished: str | None,
+            data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``metrics.json`` document.
 
     ``chapters``: stem -> recorded metrics (``{}`` when none were recorded); ``status``: stem ->
     ``{"status": "ok"|"failed"|"not run", "seconds", "error", "sections_skipped"}``;
     ``parameters``: what each chapter received and where it came from; ``package_versions``;
-    ``started``/``finished`` (ISO 8601, ``finished`` is null while running).
+    ``started``/``finished`` (ISO 8601, ``finished`` is null while running);
+    ``data_check``: dataset -> ``{"status": "ok"|"failed", "error"}`` of the pre-flight load;
+    ``data_fingerprint``: ``{"before": {dataset: fingerprint}, "after": ... (null until the
+    chapters are done), "changed": [datasets whose fingerprint differs]}``.
     """
+    data = data or {}
     return {
         "chapters": {s: results[s].metrics for s in plan.chapters},
         "status": {s: results[s].status_dict() for s in plan.chapters},
         "parameters": {**run_info, "chapters": plan.parameters},
         "package_versions": package_versions(),
+        "data_check": data.get("check", {}),
+        "data_fingerprint": data.get("fingerprint", {"before": {}, "after": None, "changed": []}),
         "started": started,
         "finished": finished,
     }
@@ -386,14 +402,20 @@ def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
 
 
 def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str = "stop",
-        cwd: Path = NOTEBOOKS, timeout: float | None = None, log=print) -> dict[str, ChapterResult]:
-    """Execute the plan into ``run_dir``; returns the result per chapter."""
+        cwd: Path = NOTEBOOKS, timeout: float | None = None, log=print,
+        data: dict[str, Any] | None = None) -> dict[str, ChapterResult]:
+    """Execute the plan into ``run_dir``; returns the result per chapter.
+
+    ``data`` is the pre-flight record (:func:`preflight`); when given, the datasets are
+    fingerprinted again after the chapters and ``data["fingerprint"]["changed"]`` lists those
+    that changed during the run.
+    """
     from helpers.notebook import read_metrics
 
     results = {s: ChapterResult() for s in plan.chapters}
     started = _now()
     metrics_path = run_dir / "metrics.json"
-    _write_json(metrics_path, summary(plan, results, run_info, started, None))
+    _write_json(metrics_path, summary(plan, results, run_info, started, None, data))
     n = len(plan.chapters)
     with RunLock(run_dir):
         for i, stem in enumerate(plan.chapters, 1):
@@ -418,7 +440,7 @@ def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str
                     except Exception as exc:  # noqa: BLE001
                         if res.status == "ok":
                             res.status, res.error = "failed", f"report: {_error_text(exc)}"
-                _write_json(metrics_path, summary(plan, results, run_info, started, None))
+                _write_json(metrics_path, summary(plan, results, run_info, started, None, data))
             if res.status == "ok":
                 skipped = len(res.sections_skipped)
                 note = f" ({skipped} section{'s' * (skipped != 1)} skipped)" if skipped else ""
@@ -427,8 +449,91 @@ def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str
                 log(f"FAILED in {res.seconds:.1f} s: {res.error}", flush=True)
                 if on_error == "stop":
                     break
-        _write_json(metrics_path, summary(plan, results, run_info, started, _now()))
+        if data is not None and "fingerprint" in data:
+            fp = data["fingerprint"]
+            fp["after"] = {name: _fingerprint(name) for name in fp["before"]}
+            fp["changed"] = [name for name in fp["before"]
+                             if _fp_hash(fp["before"][name]) != _fp_hash(fp["after"][name])
+                             or fp["before"][name] is None]
+        _write_json(metrics_path, summary(plan, results, run_info, started, _now(), data))
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# data pre-flight
+
+
+def plan_datasets(plan: Plan) -> list[str]:
+    """The datasets the planned chapters will read (their ``dataset`` parameter), in order.
+
+    A chapter that does not receive ``dataset`` reads its declared default; a chapter that
+    declares no ``dataset`` parameter reads none the runner knows of.
+    """
+    import ast
+
+    names: list[str] = []
+    for stem in plan.chapters:
+        if "dataset" in plan.parameters[stem]:
+            value = plan.parameters[stem]["dataset"]
+        else:
+            default = declared_parameters(plan.notebooks[stem]).get("dataset")
+            if default is None:
+                continue
+            try:
+                value = ast.literal_eval(default)
+            except (ValueError, SyntaxError):
+                continue
+        if isinstance(value, (str, os.PathLike)) and str(value) not in names:
+            names.append(str(value))
+    return names
+
+
+def _fingerprint(name: str) -> dict[str, Any] | None:
+    """:func:`helpers.data.fingerprint`, or ``None`` when it cannot be taken."""
+    from helpers.data import fingerprint
+
+    try:
+        return fingerprint(name)
+    except Exception:  # noqa: BLE001 - e.g. a file removed; the load reports the reason
+        return None
+
+
+def _fp_hash(fp: Mapping[str, Any] | None) -> str | None:
+    return None if fp is None else fp.get("sha256")
+
+
+def preflight(datasets: Sequence[str], run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """Fingerprint and load each dataset once, before any chapter runs.
+
+    Writes every dataset's data-quality report (or its error) to ``data_quality.txt`` in
+    ``run_dir``. Returns ``(data, error)``: ``data`` is the record for ``metrics.json``
+    (``{"check": ..., "fingerprint": {"before": ..., "after": None, "changed": []}}``) and
+    ``error`` the first dataset error message (``None`` when all loaded).
+    """
+    from helpers.data import load_dataset
+
+    check: dict[str, dict[str, Any]] = {}
+    before: dict[str, Any] = {}
+    parts: list[str] = []
+    error: str | None = None
+    for name in datasets:
+        before[name] = _fingerprint(name)  # before loading: it describes what was loaded
+        try:
+            ds = load_dataset(name)
+            report = ds.report()
+            del ds
+        except Exception as exc:  # noqa: BLE001 - DataContractError, a missing salt, a bad file
+            msg = str(exc) if type(exc).__name__ == "DataContractError" else _error_text(exc)
+            check[name] = {"status": "failed", "error": msg}
+            parts.append(f"== dataset {name}: FAILED (no chapter was run)\n\n{msg}\n")
+            error = error or f"dataset {name!r}: {msg}"
+            continue
+        check[name] = {"status": "ok", "error": None}
+        parts.append(f"== dataset {name}: ok (sha256 {_fp_hash(before[name])})\n\n{report}\n")
+    if not datasets:
+        parts.append("No chapter reads a dataset parameter; nothing to check.\n")
+    (run_dir / DATA_QUALITY_NAME).write_text("\n".join(parts), encoding="utf-8")
+    return {"check": check, "fingerprint": {"before": before, "after": None, "changed": []}}, error
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,10 +594,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = run_dir.relative_to(Path.cwd())
     except ValueError:
         shown = run_dir
+    datasets = plan_datasets(plan)
+    print(f"Checking data: {', '.join(datasets) or '(none)'} ...", flush=True)
+    data, data_error = preflight(datasets, run_dir)
+    if data_error is not None:
+        results = {s: ChapterResult() for s in plan.chapters}
+        now = _now()
+        _write_json(run_dir / "metrics.json", summary(plan, results, run_info, now, now, data))
+        print(f"error: data check failed, no chapter was run: {data_error}\n"
+              f"(report: {run_dir / DATA_QUALITY_NAME})", file=sys.stderr)
+        return 2
     print(f"Running {len(plan.chapters)} chapter(s) into {shown}/", flush=True)
     try:
         results = run(plan, run_dir, run_info, on_error=args.on_error, cwd=notebooks_dir,
-                      timeout=args.timeout)
+                      timeout=args.timeout, data=data)
     except KeyboardInterrupt:
         print(f"\ninterrupted; partial results in {shown}/", file=sys.stderr)
         return 130
@@ -501,12 +616,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     not_run = sum(r.status == "not run" for r in results.values())
     print(f"Done: {ok} ok, {len(failed)} failed, {not_run} not run. "
           f"Report: {shown}/ (metrics.json)", flush=True)
-    if failed:
-        for stem in failed:
-            print(f"error: chapter {stem} failed: {results[stem].error} "
-                  f"(partial notebook: {run_dir / (stem + '.ipynb')})", file=sys.stderr)
-        return 1
-    return 0
+    for stem in failed:
+        print(f"error: chapter {stem} failed: {results[stem].error} "
+              f"(partial notebook: {run_dir / (stem + '.ipynb')})", file=sys.stderr)
+    changed = data["fingerprint"]["changed"]
+    for name in changed:
+        fp = data["fingerprint"]
+        print(f"error: the data changed during the run: dataset {name!r} fingerprint "
+              f"{_fp_hash(fp['before'][name])} before the chapters, "
+              f"{_fp_hash(fp['after'][name])} after; the results may mix both versions",
+              file=sys.stderr)
+    return 1 if failed or changed else 0
 
 
 if __name__ == "__main__":
