@@ -752,12 +752,44 @@ def select_budget(score: pd.Series, budget: float, contact_cost: float,
 
 def risk_value_matrix(p_churn: pd.Series, value: pd.Series,
                       risk_cuts: tuple[float, float] = (0.3, 0.6)) -> pd.DataFrame:
-    """Customers by risk band x value band (value tertiles: low / mid / high)."""
-    risk = pd.cut(p_churn, [-np.inf, risk_cuts[0], risk_cuts[1], np.inf],
-                  labels=["low risk", "medium risk", "high risk"])
-    vb = value_band(value)
-    return pd.crosstab(risk, vb).reindex(columns=["low value", "mid value", "high value"],
-                                         fill_value=0)
+    """Customers by risk band x value band (value tertiles: low / mid / high).
+
+    Always a 3 x 3 table (rows low / medium / high risk, columns low / mid / high value) with
+    0 for empty cells, also when the customers fall into fewer bands or there are none.
+    """
+    risk_labels = ["low risk", "medium risk", "high risk"]
+    value_labels = ["low value", "mid value", "high value"]
+    risk = pd.cut(p_churn, [-np.inf, risk_cuts[0], risk_cuts[1], np.inf], labels=risk_labels)
+    vb = value_band(value.reindex(p_churn.index))
+    counts = pd.crosstab(risk, vb, dropna=False) if len(p_churn) else pd.DataFrame()
+    out = counts.reindex(index=risk_labels, columns=value_labels, fill_value=0).astype(int)
+    out.index.name, out.columns.name = "risk band", "value band"
+    return out
+
+
+#: Fewest churners and fewest returning customers per cutoff for the model comparison.
+MIN_CLASS_SIZE = 20
+
+
+def too_few_to_model(labels: Mapping[str, pd.Series],
+                     min_class: int = MIN_CLASS_SIZE) -> str | None:
+    """Why churn labels cannot support model fitting and evaluation, or ``None`` if they can.
+
+    ``labels`` maps a name (e.g. "training cutoff 2025-06-03") to the 0/1 churn labels at that
+    cutoff; each needs at least ``min_class`` churners (1) and ``min_class`` returning
+    customers (0). The reason is a readable sentence for ``ctx.skip``.
+    """
+    problems = []
+    for name, y in labels.items():
+        y = pd.Series(y)
+        n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+        if min(n0, n1) < min_class:
+            problems.append(f"{name}: {n1:,} churners and {n0:,} returning customers")
+    if not problems:
+        return None
+    return (f"too few churners or returning customers to fit and compare models (need at "
+            f"least {min_class} of each; {'; '.join(problems)}); use more data, another "
+            "window_days or a later analysis_date")
 
 
 def value_band(value: pd.Series) -> pd.Series:

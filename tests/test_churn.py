@@ -217,6 +217,36 @@ def test_recommend_action_rules():
     assert int(m.to_numpy().sum()) == 6 and int(m.loc["high risk", "high value"]) == 1
 
 
+def test_risk_value_matrix_keeps_all_bands_when_data_has_fewer():
+    ids = pd.Index(list("abcd"))
+    p = pd.Series([0.1, 0.2, 0.05, 0.3], index=ids)  # all low risk: one band only
+    v = pd.Series([10.0, 20.0, 30.0, 40.0], index=ids)
+    m = ch.risk_value_matrix(p, v, (0.5, 0.8))
+    assert m.shape == (3, 3)
+    assert list(m.index) == ["low risk", "medium risk", "high risk"]
+    assert list(m.columns) == ["low value", "mid value", "high value"]
+    assert int(m.loc["low risk"].sum()) == 4
+    assert int(m.loc[["medium risk", "high risk"]].to_numpy().sum()) == 0
+    one = ch.risk_value_matrix(pd.Series([0.9], index=["x"]), pd.Series([5.0], index=["x"]),
+                               (0.5, 0.8))
+    assert one.shape == (3, 3) and int(one.to_numpy().sum()) == 1
+    empty = ch.risk_value_matrix(pd.Series(dtype=float), pd.Series(dtype=float), (0.5, 0.8))
+    assert empty.shape == (3, 3) and int(empty.to_numpy().sum()) == 0
+
+
+def test_too_few_to_model_guard():
+    ok = pd.Series([1] * 25 + [0] * 30)
+    assert ch.too_few_to_model({"training": ok, "test": ok}) is None
+    few = pd.Series([1] * 3 + [0] * 100)
+    reason = ch.too_few_to_model({"training": ok, "test cutoff 2025-10-02": few})
+    assert isinstance(reason, str)
+    assert "test cutoff 2025-10-02: 3 churners and 100 returning customers" in reason
+    assert "training" not in reason  # only the cutoffs that fail are named
+    assert ch.too_few_to_model({"test": pd.Series([0] * 50)}) is not None  # no churners at all
+    assert ch.too_few_to_model({"test": pd.Series(dtype=int)}) is not None  # nobody active
+    assert ch.too_few_to_model({"test": few}, min_class=3) is None
+
+
 # --------------------------------------------------------------------------------------------
 # warning signals and reasons
 # --------------------------------------------------------------------------------------------
