@@ -217,9 +217,9 @@ def prepare(cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series, pd.Series, p
 
 X_tr, y_tr, seg_tr, bg_tr = prepare(W.train_cutoff)
 X_te, y_te, seg_te, bg_te = prepare(W.eval_cutoff)
-if min(y_tr.sum(), (1 - y_tr).sum(), y_te.sum(), (1 - y_te).sum()) < 20:
-    raise ValueError("too few churners or returning customers at the cutoffs to compare models; "
-                     "use more data or another window_days")
+model_reason = ch.too_few_to_model({f"training cutoff {W.train_cutoff:%Y-%m-%d}": y_tr,
+                                     f"test cutoff {W.eval_cutoff:%Y-%m-%d}": y_te})
+can_model = model_reason is None  # False: the modelling sections 5-7, 9-11 are skipped
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -234,6 +234,7 @@ print(f"{X_tr.shape[1]} features: {', '.join(X_tr.columns)}")
 
 # %%
 profile = X_tr.groupby(y_tr.map({0: "bought again", 1: "churned"})).mean().T
+profile = profile.reindex(columns=["bought again", "churned"])
 profile["ratio"] = profile["churned"] / profile["bought again"].replace(0, np.nan)
 display(profile.round(2))
 
@@ -263,32 +264,42 @@ display(profile.round(2))
 #   rate ÷ the overall rate: what a campaign reaching 10% of the base would find.
 
 # %%
-rule = ch.SegmentRule().fit(seg_tr, y_tr)
-extra_tr = {"RFM segment rule": rule.predict(seg_tr), "BG/NBD": bg_tr["p_no_purchase"].to_numpy()}
-extra_te = {"RFM segment rule": rule.predict(seg_te), "BG/NBD": bg_te["p_no_purchase"].to_numpy()}
-fm = ch.fit_churn_models(X_tr, y_tr, extra=extra_tr, seed=seed)
-names = list(fm.val_auc)
-raw_te = {n: fm.raw(n, X_te, extra_te) for n in names}
-cal_te = {n: fm.proba(n, X_te, extra_te) for n in names}
-results = ch.evaluate_scores(y_te, cal_te, n_boot=n_boot, seed=seed)
-results.insert(0, "validation_auc", pd.Series(fm.val_auc))
-# Brier before calibration: every candidate's raw score is a probability already
-results["brier_raw"] = [float(np.mean((np.clip(raw_te[n], 0, 1) - y_te.to_numpy()) ** 2))
-                        for n in results.index]
-best = fm.best
-deploy = best if best in ML else max(ML, key=lambda n: fm.val_auc[n])
-display(results.round(3))
+if not can_model:
+    ctx.skip("5. Models", model_reason)
+else:
+    rule = ch.SegmentRule().fit(seg_tr, y_tr)
+    extra_tr = {"RFM segment rule": rule.predict(seg_tr),
+                "BG/NBD": bg_tr["p_no_purchase"].to_numpy()}
+    extra_te = {"RFM segment rule": rule.predict(seg_te),
+                "BG/NBD": bg_te["p_no_purchase"].to_numpy()}
+    fm = ch.fit_churn_models(X_tr, y_tr, extra=extra_tr, seed=seed)
+    names = list(fm.val_auc)
+    raw_te = {n: fm.raw(n, X_te, extra_te) for n in names}
+    cal_te = {n: fm.proba(n, X_te, extra_te) for n in names}
+    results = ch.evaluate_scores(y_te, cal_te, n_boot=n_boot, seed=seed)
+    results.insert(0, "validation_auc", pd.Series(fm.val_auc))
+    # Brier before calibration: every candidate's raw score is a probability already
+    results["brier_raw"] = [float(np.mean((np.clip(raw_te[n], 0, 1) - y_te.to_numpy()) ** 2))
+                            for n in results.index]
+    best = fm.best
+    deploy = best if best in ML else max(ML, key=lambda n: fm.val_auc[n])
+    display(results.round(3))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-r = results.loc[best]
-print(f"best candidate on validation: {best}")
-print(f"test ROC AUC {r['roc_auc']:.2f} (95% CI {r['auc_ci_low']:.2f}-{r['auc_ci_high']:.2f}), "
-      f"PR AUC {r['pr_auc']:.2f}, Brier {r['brier']:.3f}, top-decile lift {r['top10_lift']:.2f}")
-base_rule = results.loc["RFM segment rule"]
-print(f"vs RFM segment rule: AUC {base_rule['roc_auc']:.2f}, top-decile lift "
-      f"{base_rule['top10_lift']:.2f}")
-print(f"model for the warning list: {deploy}")
+if can_model:
+    r = results.loc[best]
+    print(f"best candidate on validation: {best}")
+    print(f"test ROC AUC {r['roc_auc']:.2f} "
+          f"(95% CI {r['auc_ci_low']:.2f}-{r['auc_ci_high']:.2f}), "
+          f"PR AUC {r['pr_auc']:.2f}, Brier {r['brier']:.3f}, "
+          f"top-decile lift {r['top10_lift']:.2f}")
+    base_rule = results.loc["RFM segment rule"]
+    print(f"vs RFM segment rule: AUC {base_rule['roc_auc']:.2f}, top-decile lift "
+          f"{base_rule['top10_lift']:.2f}")
+    print(f"model for the warning list: {deploy}")
+else:
+    print("model comparison skipped")
 
 # %% [markdown]
 # On the default synthetic data the ML models beat the segment rule clearly (the confidence
@@ -309,32 +320,34 @@ print(f"model for the warning list: {deploy}")
 # under-confidence; the table above has the Brier score before (`brier_raw`) and after.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-for n, style in ((best, "-o"), ("RFM segment rule", ":^")):
-    c = ch.calibration_table(y_te, cal_te[n])
-    axes[0].plot(c["predicted"], c["observed"], style, label=f"{n} (calibrated)")
-c = ch.calibration_table(y_te, np.clip(raw_te[best], 0, 1))
-axes[0].plot(c["predicted"], c["observed"], "-x", color="grey", label=f"{best} (raw)")
-axes[0].plot([0, 1], [0, 1], color="black", lw=0.8)
-axes[0].set(title="Calibration on the test cutoff", xlabel="mean predicted churn probability",
-            ylabel="observed churn rate")
-axes[0].legend(fontsize=8)
-for n in (best, "logistic regression", "RFM segment rule", "BG/NBD"):
-    g = ch.gains_table(y_te, cal_te[n], n_bins=20)
-    axes[1].plot(np.r_[0, g["cum_share_customers"]] * 100, np.r_[0, g["cum_share_churners"]] * 100,
-                 label=n)
-axes[1].plot([0, 100], [0, 100], color="black", lw=0.8, label="random")
-axes[1].set(title="Cumulative gains", xlabel="customers contacted, highest risk first (%)",
-            ylabel="churners reached (%)")
-axes[1].legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+if can_model:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n, style in ((best, "-o"), ("RFM segment rule", ":^")):
+        c = ch.calibration_table(y_te, cal_te[n])
+        axes[0].plot(c["predicted"], c["observed"], style, label=f"{n} (calibrated)")
+    c = ch.calibration_table(y_te, np.clip(raw_te[best], 0, 1))
+    axes[0].plot(c["predicted"], c["observed"], "-x", color="grey", label=f"{best} (raw)")
+    axes[0].plot([0, 1], [0, 1], color="black", lw=0.8)
+    axes[0].set(title="Calibration on the test cutoff", xlabel="mean predicted churn probability",
+                ylabel="observed churn rate")
+    axes[0].legend(fontsize=8)
+    for n in (best, "logistic regression", "RFM segment rule", "BG/NBD"):
+        g = ch.gains_table(y_te, cal_te[n], n_bins=20)
+        axes[1].plot(np.r_[0, g["cum_share_customers"]] * 100,
+                     np.r_[0, g["cum_share_churners"]] * 100, label=n)
+    axes[1].plot([0, 100], [0, 100], color="black", lw=0.8, label="random")
+    axes[1].set(title="Cumulative gains", xlabel="customers contacted, highest risk first (%)",
+                ylabel="churners reached (%)")
+    axes[1].legend(fontsize=8)
+    plt.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # Lift by decile of the best model (decile 1 = the 10% highest risk):
 
 # %%
-display(ch.gains_table(y_te, cal_te[best]).round(3))
+if can_model:
+    display(ch.gains_table(y_te, cal_te[best]).round(3))
 
 # %% [markdown]
 # **Logistic regression coefficients.** Each coefficient is the change in the log-odds of churn
@@ -343,8 +356,9 @@ display(ch.gains_table(y_te, cal_te[best]).round(3))
 # one.
 
 # %%
-coefs = ch.logistic_coefficients(fm.models["logistic regression"], fm.columns)
-display(coefs.head(12).round(3))
+if can_model:
+    coefs = ch.logistic_coefficients(fm.models["logistic regression"], fm.columns)
+    display(coefs.head(12).round(3))
 
 # %% [markdown]
 # ## 6. Truth check: how close to the oracle?
@@ -367,6 +381,8 @@ display(coefs.head(12).round(3))
 auc_oracle = None
 if ds.truth is None:
     ctx.skip("6. Truth check", "the dataset has no planted truth (only the synthetic data has)")
+elif not can_model:
+    ctx.skip("6. Truth check", "no model to compare with the oracle (section 5 skipped)")
 else:
     exps = ds.experiments if ds.has("experiments") else None
     oracle = ch.oracle_churn_probability(ds.truth.customers, ds.truth.facts, y_te.index,
@@ -407,19 +423,22 @@ else:
 from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits
 
-sample = X_te.sample(n=min(2000, len(X_te)), random_state=seed)
-with threadpool_limits(1):
-    imp = permutation_importance(fm.models[deploy], sample[fm.columns], y_te.loc[sample.index],
-                                 scoring="roc_auc", n_repeats=2, random_state=seed, n_jobs=1)
-importance = (pd.DataFrame({"auc_drop": imp.importances_mean, "sd": imp.importances_std},
-                           index=fm.columns).sort_values("auc_drop", ascending=False))
-top_imp = importance.head(10).iloc[::-1]
-fig, ax = plt.subplots(figsize=(8, 4))
-ax.barh(top_imp.index, top_imp["auc_drop"], xerr=top_imp["sd"], color="C0")
-ax.set(title=f"Permutation importance ({deploy}, test cutoff)",
-       xlabel="drop in ROC AUC when the feature is shuffled", ylabel="feature")
-plt.tight_layout()
-plt.show()
+if not can_model:
+    ctx.skip("7. Reasons", "no model to explain (section 5 skipped)")
+else:
+    sample = X_te.sample(n=min(2000, len(X_te)), random_state=seed)
+    with threadpool_limits(1):
+        imp = permutation_importance(fm.models[deploy], sample[fm.columns], y_te.loc[sample.index],
+                                     scoring="roc_auc", n_repeats=2, random_state=seed, n_jobs=1)
+    importance = (pd.DataFrame({"auc_drop": imp.importances_mean, "sd": imp.importances_std},
+                               index=fm.columns).sort_values("auc_drop", ascending=False))
+    top_imp = importance.head(10).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.barh(top_imp.index, top_imp["auc_drop"], xerr=top_imp["sd"], color="C0")
+    ax.set(title=f"Permutation importance ({deploy}, test cutoff)",
+           xlabel="drop in ROC AUC when the feature is shuffled", ylabel="feature")
+    plt.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # **Per-customer reason codes (原因码).** For the warning list, each customer gets the two
@@ -429,13 +448,14 @@ plt.show()
 # customers of the test cutoff.
 
 # %%
-ref = X_te.median()
-predict_deploy = lambda Z: fm.calibrators[deploy].predict(fm.raw(deploy, Z))  # noqa: E731
-top5 = X_te.loc[pd.Series(cal_te[deploy], index=X_te.index)
-                .sort_values(ascending=False, kind="stable").index[:5]]
-rc = ch.reason_codes(predict_deploy, top5, ref)
-pd.set_option("display.max_colwidth", 120)
-display(rc.assign(risk=rc["risk"].round(2)))
+if can_model:
+    ref = X_te.median()
+    predict_deploy = lambda Z: fm.calibrators[deploy].predict(fm.raw(deploy, Z))  # noqa: E731
+    top5 = X_te.loc[pd.Series(cal_te[deploy], index=X_te.index)
+                    .sort_values(ascending=False, kind="stable").index[:5]]
+    rc = ch.reason_codes(predict_deploy, top5, ref)
+    pd.set_option("display.max_colwidth", 120)
+    display(rc.assign(risk=rc["risk"].round(2)))
 
 # %% [markdown]
 # ## 8. Other warning signals
@@ -521,26 +541,33 @@ print(f"churn rate flagged {churn_flag:.1%} vs not flagged {churn_rest:.1%}")
 # probability `save_rate`).
 
 # %%
-p_te = pd.Series(cal_te[deploy], index=y_te.index, name="p_churn")
-v_te = ch.customer_value(orders, W.eval_cutoff, y_te.index, returns, margin_rate)
-erm_te = ch.expected_retained_margin(p_te, v_te, save_rate, contact_cost)
-k = len(p_te) if contact_cost == 0 else int(budget // contact_cost)
-by_erm = ch.select_budget(erm_te, budget, contact_cost, require_positive=erm_te)
-by_risk = ch.select_budget(p_te, budget, contact_cost)[:max(len(by_erm), 1)]
-rows_bt = []
-for name, sel in (("by risk", by_risk), ("by expected retained margin", by_erm)):
-    realized = float((y_te[sel] * v_te[sel]).sum() * save_rate - len(sel) * contact_cost)
-    rows_bt.append({"ranking": name, "contacts": len(sel),
-                    "expected_margin": round(float(erm_te[sel].sum())),
-                    "realized_margin": round(realized),
-                    "churn_rate_of_list": round(float(y_te[sel].mean()), 3),
-                    "mean_value": round(float(v_te[sel].mean()), 1)})
+expected_retained_margin = None
+if not can_model:
+    ctx.skip("9. Intervention", "no churn probabilities to rank by (section 5 skipped)")
+else:
+    p_te = pd.Series(cal_te[deploy], index=y_te.index, name="p_churn")
+    v_te = ch.customer_value(orders, W.eval_cutoff, y_te.index, returns, margin_rate)
+    erm_te = ch.expected_retained_margin(p_te, v_te, save_rate, contact_cost)
+    k = len(p_te) if contact_cost == 0 else int(budget // contact_cost)
+    by_erm = ch.select_budget(erm_te, budget, contact_cost, require_positive=erm_te)
+    by_risk = ch.select_budget(p_te, budget, contact_cost)[:max(len(by_erm), 1)]
+    rows_bt = []
+    for name, sel in (("by risk", by_risk), ("by expected retained margin", by_erm)):
+        realized = float((y_te[sel] * v_te[sel]).sum() * save_rate - len(sel) * contact_cost)
+        rows_bt.append({"ranking": name, "contacts": len(sel),
+                        "expected_margin": round(float(erm_te[sel].sum())),
+                        "realized_margin": round(realized),
+                        "churn_rate_of_list": round(float(y_te[sel].mean()), 3),
+                        "mean_value": round(float(v_te[sel].mean()), 1)})
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"budget {budget:,.0f} {currency} at {contact_cost:,.0f} per contact = {k:,} contacts; "
-      f"{int((erm_te > 0).sum()):,} customers have ERM > 0")
-print(pd.DataFrame(rows_bt).to_string(index=False))
+if can_model:
+    print(f"budget {budget:,.0f} {currency} at {contact_cost:,.0f} per contact = {k:,} contacts; "
+          f"{int((erm_te > 0).sum()):,} customers have ERM > 0")
+    print(pd.DataFrame(rows_bt).to_string(index=False))
+else:
+    print("intervention back-test skipped")
 
 # %% [markdown]
 # Ranking by risk fills the list with customers who are already gone *and* were worth little;
@@ -555,48 +582,54 @@ print(pd.DataFrame(rows_bt).to_string(index=False))
 display(pd.DataFrame(ch.ACTION_RULES, columns=["action", "rule (first match wins)"]))
 
 # %%
-fm_now = ch.fit_churn_models(X_te, y_te, seed=seed, only=[deploy])
-base_now = ch.active_base(orders, A, lookback_days)
-X_now = ch.build_features(A, base_now, orders, returns=returns, events=events, surveys=surveys,
-                          loyalty=loyalty)
-p_now = pd.Series(fm_now.proba(deploy, X_now), index=base_now, name="risk")
-v_now = ch.customer_value(orders, A, base_now, returns, margin_rate)
-erm_now = ch.expected_retained_margin(p_now, v_now, save_rate, contact_cost)
-coupon = X_now["coupon_share"] if "coupon_share" in X_now else None
-action_now = ch.recommend_action(p_now, v_now, coupon, (risk_medium, risk_high))
-matrix = ch.risk_value_matrix(p_now, v_now, (risk_medium, risk_high))
+if can_model:
+    fm_now = ch.fit_churn_models(X_te, y_te, seed=seed, only=[deploy])
+    base_now = ch.active_base(orders, A, lookback_days)
+    X_now = ch.build_features(A, base_now, orders, returns=returns, events=events, surveys=surveys,
+                              loyalty=loyalty)
+    p_now = pd.Series(fm_now.proba(deploy, X_now), index=base_now, name="risk")
+    v_now = ch.customer_value(orders, A, base_now, returns, margin_rate)
+    erm_now = ch.expected_retained_margin(p_now, v_now, save_rate, contact_cost)
+    coupon = X_now["coupon_share"] if "coupon_share" in X_now else None
+    action_now = ch.recommend_action(p_now, v_now, coupon, (risk_medium, risk_high))
+    matrix = ch.risk_value_matrix(p_now, v_now, (risk_medium, risk_high))
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 4))
-counts = matrix.to_numpy()[::-1]
-im = ax.imshow(counts, cmap="Reds")
-ax.grid(False)
-ax.set_xticks(range(3), matrix.columns)
-ax.set_yticks(range(3), matrix.index[::-1])
-for i in range(3):
-    for j in range(3):
-        ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center",
-                color="white" if counts[i, j] > counts.max() / 2 else "black")
-ax.set(title="Active customers by churn risk × value (today)", xlabel="value band (tertiles)",
-       ylabel="risk band")
-plt.colorbar(im, ax=ax, label="customers")
-plt.tight_layout()
-plt.show()
+if can_model:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    counts = matrix.to_numpy()[::-1]  # high risk on top
+    im = ax.imshow(counts, cmap="Reds")
+    ax.grid(False)
+    ax.set_xticks(range(counts.shape[1]), matrix.columns)
+    ax.set_yticks(range(counts.shape[0]), matrix.index[::-1])
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center",
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set(title="Active customers by churn risk × value (today)",
+           xlabel="value band (tertiles)", ylabel="risk band")
+    plt.colorbar(im, ax=ax, label="customers")
+    plt.tight_layout()
+    plt.show()
 
 # %%
-sel_now = ch.select_budget(erm_now, budget, contact_cost, require_positive=erm_now)
-risk_now = ch.select_budget(p_now, budget, contact_cost)[:max(len(sel_now), 1)]
-expected_retained_margin = float(erm_now[sel_now].sum())
-overlap = len(set(sel_now) & set(risk_now)) / max(len(sel_now), 1)
+if can_model:
+    sel_now = ch.select_budget(erm_now, budget, contact_cost, require_positive=erm_now)
+    risk_now = ch.select_budget(p_now, budget, contact_cost)[:max(len(sel_now), 1)]
+    expected_retained_margin = float(erm_now[sel_now].sum())
+    overlap = len(set(sel_now) & set(risk_now)) / max(len(sel_now), 1)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"active customers today: {len(base_now):,}; mean predicted risk {p_now.mean():.2f}")
-print(f"target list: {len(sel_now):,} customers, expected retained margin "
-      f"{expected_retained_margin:,.0f} {currency} "
-      f"(the same number ranked by risk alone: {float(erm_now[risk_now].sum()):,.0f})")
-print(f"overlap with the risk-only list: {overlap:.0%}")
-print(action_now[sel_now].value_counts().sort_index().to_string())
+if can_model:
+    print(f"active customers today: {len(base_now):,}; mean predicted risk {p_now.mean():.2f}")
+    print(f"target list: {len(sel_now):,} customers, expected retained margin "
+          f"{expected_retained_margin:,.0f} {currency} "
+          f"(the same number ranked by risk alone: {float(erm_now[risk_now].sum()):,.0f})")
+    print(f"overlap with the risk-only list: {overlap:.0%}")
+    print(action_now[sel_now].value_counts().sort_index().to_string())
+else:
+    print("target list skipped")
 
 # %% [markdown]
 # ## 10. Uplift: target who *responds*, not who is at risk
@@ -622,6 +655,9 @@ has_exp = ds.has("experiments") and uplift_experiment is not None and \
 if not has_exp:
     ctx.skip("10. Uplift", f"the data has no randomized retention experiment "
              f"{uplift_experiment!r} (experiments table)")
+elif not can_model:
+    ctx.skip("10. Uplift", "the churn-risk ranking it is compared with needs the churn models "
+             "(section 5 skipped)")
 else:
     ex = ds.experiments[ds.experiments["experiment_id"] == uplift_experiment]
     ex = ex.drop_duplicates("customer_id").set_index("customer_id").sort_index()
@@ -699,23 +735,29 @@ else:
 # data.
 
 # %%
-reasons_now = ch.reason_codes(lambda Z: fm_now.proba(deploy, Z), X_now.loc[sel_now],
-                              X_now.median())
-warning = pd.DataFrame({
-    "customer_id": sel_now,
-    "risk": p_now[sel_now].round(3).to_numpy(),
-    "value": v_now[sel_now].round(2).to_numpy(),
-    "expected_retained_margin": erm_now[sel_now].round(2).to_numpy(),
-    "reasons": reasons_now["reasons"].to_numpy(),
-    "action": action_now[sel_now].to_numpy(),
-})
-path = ctx.export_path("warning_list.csv")
-warning.to_csv(path, index=False)
-display(warning.head(8))
+if not can_model:
+    ctx.skip("11. Export", "no warning list without churn probabilities (section 5 skipped)")
+else:
+    reasons_now = ch.reason_codes(lambda Z: fm_now.proba(deploy, Z), X_now.loc[sel_now],
+                                  X_now.median())
+    warning = pd.DataFrame({
+        "customer_id": sel_now,
+        "risk": p_now[sel_now].round(3).to_numpy(),
+        "value": v_now[sel_now].round(2).to_numpy(),
+        "expected_retained_margin": erm_now[sel_now].round(2).to_numpy(),
+        "reasons": reasons_now["reasons"].to_numpy(),
+        "action": action_now[sel_now].to_numpy(),
+    })
+    path = ctx.export_path("warning_list.csv")
+    warning.to_csv(path, index=False)
+    display(warning.head(8))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"exported {len(warning):,} customers to {path.parent.name}/{path.name}")
+if can_model:
+    print(f"exported {len(warning):,} customers to {path.parent.name}/{path.name}")
+else:
+    print("export skipped")
 
 # %% [markdown]
 # ## Key ideas
@@ -751,12 +793,12 @@ print(f"exported {len(warning):,} customers to {path.parent.name}/{path.name}")
 
 # %%
 ctx.record_metrics({
-    "churn_rate": float(y_te.mean()),
-    "best_model": best,
-    "auc_best": float(results.loc[best, "roc_auc"]),
+    "churn_rate": float(y_te.mean()) if len(y_te) else None,
+    "best_model": best if can_model else None,
+    "auc_best": float(results.loc[best, "roc_auc"]) if can_model else None,
     "auc_oracle": auc_oracle,
-    "pr_auc_best": float(results.loc[best, "pr_auc"]),
-    "brier_best": float(results.loc[best, "brier"]),
-    "top_decile_lift": float(results.loc[best, "top10_lift"]),
+    "pr_auc_best": float(results.loc[best, "pr_auc"]) if can_model else None,
+    "brier_best": float(results.loc[best, "brier"]) if can_model else None,
+    "top_decile_lift": float(results.loc[best, "top10_lift"]) if can_model else None,
     "expected_retained_margin": expected_retained_margin,
 })
