@@ -173,8 +173,10 @@ def test_full_run_on_small_data(small_dataset, tmp_path):
     assert not (out / run.LOCK_NAME).exists()
 
     doc = json.loads((out / "metrics.json").read_text())
-    assert set(doc) == {"chapters", "status", "parameters", "package_versions", "started",
-                        "finished"}
+    assert set(doc) == {"chapters", "status", "parameters", "package_versions", "data_check",
+                        "data_fingerprint", "started", "finished"}
+    assert doc["data_check"] == {str(small_dataset): {"status": "ok", "error": None}}
+    assert "Rows per table" in (out / "data_quality.txt").read_text()
     assert sorted(doc["chapters"]) == STEMS
     for stem in STEMS:
         assert set(CHAPTER_METRICS[stem]) <= set(doc["chapters"][stem]), stem
@@ -227,7 +229,7 @@ def test_failing_chapter_stops_the_run_and_keeps_its_notebook(small_dataset, tmp
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     second = out.with_name(out.name + "-2")
     assert sorted(p.name for p in second.iterdir() if p.is_file()) == [
-        "03_rfm_segments.html", "03_rfm_segments.ipynb", "metrics.json"]
+        "03_rfm_segments.html", "03_rfm_segments.ipynb", "data_quality.txt", "metrics.json"]
     doc2 = json.loads((second / "metrics.json").read_text())
     assert doc2["status"]["03_rfm_segments"]["status"] == "ok"
     assert set(CHAPTER_METRICS["03_rfm_segments"]) <= set(doc2["chapters"]["03_rfm_segments"])
@@ -300,3 +302,157 @@ def test_declared_parameters_survive_comments_with_equals(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(run.ConfigError, match="not valid Python"):
         run.declared_parameters(path)
+
+
+# ---------------------------------------------------------------------------- data pre-flight
+
+
+def test_package_versions_cover_every_direct_dependency():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip()
+             for d in deps}
+    versions = run.package_versions()
+    assert names <= set(versions), names - set(versions)
+    assert versions["sqlalchemy"] and versions["python"]
+
+
+def _copy_dataset(src: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dest)
+    return dest
+
+
+def test_bad_data_exits_2_before_any_chapter(small_dataset, tmp_path):
+    bad = _copy_dataset(small_dataset, tmp_path / "bad")
+    (bad / "orders.parquet").unlink()
+    out = tmp_path / "run"
+    res = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={bad}", "--out", str(out))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "error: data check failed, no chapter was run" in res.stderr
+    assert "orders" in res.stderr
+    assert "Running" not in res.stdout and "[1/6]" not in res.stdout
+    assert not list(out.glob("*.ipynb"))
+    report = (out / "data_quality.txt").read_text()
+    assert "FAILED" in report and "orders" in report
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["data_check"][str(bad)]["status"] == "failed"
+    assert "orders" in doc["data_check"][str(bad)]["error"]
+    assert {s["status"] for s in doc["status"].values()} == {"not run"}
+    assert not (out / run.LOCK_NAME).exists()
+
+
+def test_missing_privacy_salt_exits_2(small_dataset, tmp_path):
+    data = _copy_dataset(small_dataset, tmp_path / "pseudo")
+    yml = data / "dataset.yaml"
+    yml.write_text(yml.read_text() + "\nprivacy: {pseudonymize_ids: true, "
+                   "salt_env: HANDBOOK_SALT_RUNNER_TEST}\n")
+    env_before = os.environ.pop("HANDBOOK_SALT_RUNNER_TEST", None)
+    try:
+        out = tmp_path / "run"
+        res = cli("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={data}",
+                  "--chapters", "03", "--out", str(out))
+    finally:
+        if env_before is not None:
+            os.environ["HANDBOOK_SALT_RUNNER_TEST"] = env_before
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "HANDBOOK_SALT_RUNNER_TEST" in res.stderr
+    assert "HANDBOOK_SALT_RUNNER_TEST" in (out / "data_quality.txt").read_text()
+    assert not (out / "03_rfm_segments.ipynb").exists()
+
+
+def test_data_changed_during_the_run_fails(small_dataset, tmp_path, monkeypatch, capsys):
+    """The fingerprint is taken before and after the chapters; a change fails the run."""
+    data = _copy_dataset(small_dataset, tmp_path / "moving")
+
+    def fake_chapter(src, dest, parameters, cwd, timeout=None):  # a chapter that edits the data
+        with open(data / "dataset.yaml", "a") as fh:
+            fh.write("\n# edited while the run was going\n")
+
+    monkeypatch.setattr(run, "execute_chapter", fake_chapter)
+    out = tmp_path / "run"
+    code = run.main(["--params", str(PARAMS / "small.yaml"), "-p", f"dataset={data}",
+                     "--chapters", "03", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the data changed during the run" in err and str(data) in err
+    fp = json.loads((out / "metrics.json").read_text())["data_fingerprint"]
+    assert fp["changed"] == [str(data)]
+    assert fp["before"][str(data)]["sha256"] != fp["after"][str(data)]["sha256"]
+    assert fp["before"][str(data)]["files"]["dataset.yaml"]["sha256"] != \
+        fp["after"][str(data)]["files"]["dataset.yaml"]["sha256"]
+
+
+# ---------------------------------------------------------------------------- scheduled runs
+
+
+@pytest.mark.slow
+def test_two_scheduled_runs_dated_folders_summaries_and_exit_codes(small_dataset, tmp_path):
+    """Issue 9 part 4: two unattended runs on the same date, the second with a failing chapter."""
+    out = tmp_path / "reports" / dt.date.today().isoformat()  # as reports/<run date>/
+    base = ("--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+            "--chapters", "03,06", "--out", str(out))
+    first = cli(*base)
+    assert first.returncode == 0, first.stdout + first.stderr
+    snapshot = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    second = cli(*base, "-p", "03_rfm_segments.seed=-1", "--on-error", "continue")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "chapter 03_rfm_segments failed" in second.stderr
+    assert "06_loyalty_roi failed" not in second.stderr
+
+    second_dir = out.with_name(out.name + "-2")
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name, second_dir.name]
+    # the first run's folder is untouched
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
+
+    docs = [json.loads((d / "metrics.json").read_text()) for d in (out, second_dir)]
+    for d, doc in zip((out, second_dir), docs):
+        assert doc["parameters"]["chapters"]["03_rfm_segments"]["dataset"] == str(small_dataset)
+        assert doc["package_versions"]["pandas"] and doc["package_versions"]["sqlalchemy"]
+        fp = doc["data_fingerprint"]
+        assert len(fp["before"][str(small_dataset)]["sha256"]) == 64
+        assert fp["after"] == fp["before"] and fp["changed"] == []
+        assert "Rows per table" in (d / "data_quality.txt").read_text()
+        for stem in ("03_rfm_segments", "06_loyalty_roi"):
+            assert doc["status"][stem]["seconds"] > 0
+        assert doc["finished"] is not None
+        assert not (d / run.LOCK_NAME).exists()
+    assert {s: docs[0]["status"][s]["status"] for s in docs[0]["status"]} == {
+        "03_rfm_segments": "ok", "06_loyalty_roi": "ok"}
+    assert {s: docs[1]["status"][s]["status"] for s in docs[1]["status"]} == {
+        "03_rfm_segments": "failed", "06_loyalty_roi": "ok"}
+    assert docs[1]["parameters"]["chapters"]["03_rfm_segments"]["seed"] == -1
+    assert "seed" in docs[1]["status"]["03_rfm_segments"]["error"]
+    # the other chapter's results are there despite the failure
+    assert set(CHAPTER_METRICS["06_loyalty_roi"]) <= set(docs[1]["chapters"]["06_loyalty_roi"])
+    assert (second_dir / "06_loyalty_roi.html").exists()
+    assert (second_dir / "03_rfm_segments.ipynb").exists()
+
+
+# ---------------------------------------------------------------------------- real data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params, skipped_in", [
+    ("cdnow", {"05_recommendation": "", "06_loyalty_roi": "loyalty"}),
+    ("online_retail_ii", {"06_loyalty_roi": "loyalty"}),
+])
+def test_real_data_runs_every_chapter(params, skipped_in, tmp_path):
+    """Issue 2 "Done when": the same command with the CDNOW / Online Retail II params runs every
+    chapter, each chapter saying which sections its data cannot support."""
+    out = tmp_path / params
+    res = cli("--params", str(PARAMS / f"{params}.yaml"), "--out", str(out), timeout=1800)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    assert sorted(doc["status"]) == STEMS
+    for stem in STEMS:
+        assert doc["status"][stem]["status"] == "ok", (stem, doc["status"][stem])
+        assert set(CHAPTER_METRICS[stem]) <= set(doc["chapters"][stem]), stem
+    for stem, word in skipped_in.items():
+        skipped = doc["status"][stem]["sections_skipped"]
+        assert skipped, f"{stem} on {params} records no skipped section"
+        assert any(word in (s["section"] + " " + s["reason"]).lower() for s in skipped), skipped
+    assert (out / "data_quality.txt").read_text().startswith("== dataset ")
