@@ -253,8 +253,24 @@ def _finish_fit(model, nll, x0: np.ndarray, n_customers: int):
     return model
 
 
+class _LogScaleModel:
+    """Shared by the models fitted by :func:`_finish_fit` (parameters estimated on the log scale)."""
+
+    names: list[str]
+    cov_log_: np.ndarray | None
+    _theta: np.ndarray
+
+    def sample_params(self, n: int, seed: int = 0) -> list[dict[str, float]]:
+        """Parameter draws from the asymptotic normal distribution of the log-parameters."""
+        if self.cov_log_ is None:
+            raise RuntimeError("no covariance: the Hessian was not invertible")
+        rng = np.random.default_rng(seed)
+        draws = rng.multivariate_normal(self._theta, self.cov_log_, size=n)
+        return [dict(zip(self.names, np.exp(d).tolist())) for d in draws]
+
+
 @dataclass
-class BetaGeoModel:
+class BetaGeoModel(_LogScaleModel):
     """BG/NBD model: Poisson purchasing while alive (gamma(r, alpha) rates), drop-out after each
     repeat purchase with probability p ~ beta(a, b).
 
@@ -349,14 +365,6 @@ class BetaGeoModel:
         hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
         return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
 
-    def sample_params(self, n: int, seed: int = 0) -> list[dict[str, float]]:
-        """Parameter draws from the asymptotic normal distribution of the log-parameters."""
-        if self.cov_log_ is None:
-            raise RuntimeError("no covariance: the Hessian was not invertible")
-        rng = np.random.default_rng(seed)
-        draws = rng.multivariate_normal(self._theta, self.cov_log_, size=n)
-        return [dict(zip(self.names, np.exp(d).tolist())) for d in draws]
-
     def bootstrap(self, frequency, recency, T, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
         """Customer-level nonparametric bootstrap of the parameters (one row per replicate).
 
@@ -387,7 +395,7 @@ def _gg_ll(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class GammaGammaModel:
+class GammaGammaModel(_LogScaleModel):
     """Gamma-Gamma model of the average transaction value (Fader & Hardie).
 
     A customer's transaction values are gamma(p, nu) with nu ~ gamma(q, gamma) across customers.
@@ -429,14 +437,6 @@ class GammaGammaModel:
                 raise RuntimeError("fit the model first")
             params = self.params_
         return params["p"], params["q"], params["gamma"]
-
-    def sample_params(self, n: int, seed: int = 0) -> list[dict[str, float]]:
-        """Parameter draws from the asymptotic normal distribution of the log-parameters."""
-        if self.cov_log_ is None:
-            raise RuntimeError("no covariance: the Hessian was not invertible")
-        rng = np.random.default_rng(seed)
-        draws = rng.multivariate_normal(self._theta, self.cov_log_, size=n)
-        return [dict(zip(self.names, np.exp(d).tolist())) for d in draws]
 
     def population_mean(self, params: dict | None = None) -> float:
         """Mean average transaction value across customers, p * gamma / (q - 1) (needs q > 1)."""

@@ -359,3 +359,23 @@ def test_naive_forecast_and_error_table():
     assert e.loc["naive", "total_error"] == pytest.approx(1 / 3 - 1)
     assert e.loc["naive", "mae"] == pytest.approx(2 / 3)
     assert e.loc["naive", "rmse"] == pytest.approx(np.sqrt(4 / 3))
+
+
+def test_sample_params_centre_on_the_estimates():
+    """Both models draw parameters around their estimates, with the fitted log-scale spread."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    lam = rng.gamma(0.8, 1 / 4.0, n)
+    T = np.full(n, 52.0)
+    x = rng.poisson(lam * T * 0.6)
+    t_x = np.where(x > 0, rng.uniform(0, T), 0.0)
+    bg = clv.BetaGeoModel().fit(x, t_x, T)
+    draws = pd.DataFrame(bg.sample_params(4000, seed=1))
+    for name, value in bg.params_.items():
+        assert np.log(draws[name]).mean() == pytest.approx(np.log(value), abs=0.02)
+        assert np.log(draws[name]).std() == pytest.approx(
+            np.sqrt(bg.cov_log_[bg.names.index(name), bg.names.index(name)]), rel=0.1)
+    m = rng.gamma(5.0, 10.0, 800)
+    f = rng.integers(1, 6, 800)
+    gg = clv.GammaGammaModel().fit(f, m)
+    assert set(pd.DataFrame(gg.sample_params(10, seed=2)).columns) == {"p", "q", "gamma"}
