@@ -120,22 +120,9 @@ def test_p_alive_and_expectations_identities():
 
 def test_expected_purchases_new_matches_simulation():
     """E[X(t)] against a Monte-Carlo of the BG/NBD story itself."""
-    rng = np.random.default_rng(1)
     params = {"r": 1.5, "alpha": 6.0, "a": 1.8, "b": 4.0}
     n, t = 200_000, 20.0
-    lam = rng.gamma(params["r"], 1 / params["alpha"], n)
-    p = rng.beta(params["a"], params["b"], n)
-    # purchases while alive: geometric number of purchases before drop-out, each drop-out after
-    # a purchase; simulate by counting arrivals and stopping after a drop-out coin
-    count = np.zeros(n)
-    clock = rng.exponential(1 / lam)
-    alive = np.ones(n, bool)
-    while alive.any():
-        buy = alive & (clock <= t)
-        count[buy] += 1
-        drop = buy & (rng.random(n) < p)
-        alive = buy & ~drop
-        clock = np.where(alive, clock + rng.exponential(1 / lam), clock)
+    count, _, _ = _simulate_bgnbd(params, n, t, seed=1)
     expected = float(_model(params).expected_purchases_new(t))
     assert count.mean() == pytest.approx(expected, rel=0.02)
 
