@@ -1,6 +1,7 @@
 """The :class:`Dataset` returned by :func:`load_dataset`, and :class:`Truth` (synthetic data)."""
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -9,6 +10,8 @@ import pandas as pd
 
 from helpers.contract import CAPABILITIES, TABLES
 
+from . import cache as _cache
+from .cache import LazyTables, Parts
 from .config import DatasetConfig, parse_config, resolve
 from .errors import DataContractError
 from .formats import Builder
@@ -25,7 +28,8 @@ class Dataset:
     """A loaded, validated dataset in contract form.
 
     ``tables``      dict of contract table name -> DataFrame (contract columns only, contract
-                    dtypes, ``RangeIndex``);
+                    dtypes, ``RangeIndex``); from the cache a :class:`~helpers.data.cache.LazyTables`
+                    mapping that reads a big table on first access;
     ``quality``     one row per table: ``rows_in`` (rows read or derived), ``rows_kept``,
                     ``rows_repaired`` (kept rows changed by a ``repair`` rule — a subset of
                     ``rows_kept``), ``rows_set_aside``; always ``rows_in == rows_kept +
@@ -52,7 +56,7 @@ class Dataset:
     currency: str | None
     default_analysis_date: pd.Timestamp | None
     data_end: pd.Timestamp | None
-    tables: dict[str, pd.DataFrame]
+    tables: MutableMapping[str, pd.DataFrame]
     quality: pd.DataFrame
     issues: pd.DataFrame
     set_aside: dict[str, pd.DataFrame]
@@ -82,8 +86,13 @@ class Dataset:
         """The table is present and non-empty."""
         if table not in TABLES:
             raise KeyError(f"{table!r} is not a contract table ({', '.join(TABLES)})")
-        df = self.tables.get(table)
-        return df is not None and len(df) > 0
+        return table in self.tables and self.n_rows(table) > 0
+
+    def n_rows(self, table: str) -> int:
+        """Rows of a loaded table, without reading a lazy table from the cache."""
+        if isinstance(self.tables, LazyTables):
+            return self.tables.n_rows(table)
+        return len(self.tables[table])
 
     def supports(self, capability: str) -> bool:
         """All tables that ``capability`` (see ``contract.CAPABILITIES``) needs are present."""
@@ -127,28 +136,34 @@ class Dataset:
         return pd.DataFrame(rows, columns=["table", "reason", "n_rows"])
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.tables.items())
+        sizes = ", ".join(f"{k}={self.n_rows(k):,}" for k in self.tables)
         return f"<Dataset {self.name!r} ({self.format}): {sizes}>"
 
 
-def load_dataset(name_or_path: str | Path, *, rules: Mapping[str, str] | None = None) -> Dataset:
+def load_dataset(name_or_path: str | Path, *, rules: Mapping[str, str] | None = None,
+                 cache: bool | None = None) -> Dataset:
     """Load and validate a dataset by name (``data/<name>/dataset.yaml``) or path.
 
     ``name_or_path``: a dataset name, a path to a ``dataset.yaml`` (or another ``*.yaml`` with a
     ``format`` key), or a folder holding a ``dataset.yaml``. ``rules``: settings that override
-    the ``rules:`` of dataset.yaml (e.g. ``{"exact_duplicate": "error"}``).
+    the ``rules:`` of dataset.yaml (e.g. ``{"exact_duplicate": "error"}``). ``cache``: use the
+    validated-dataset cache (:mod:`helpers.data.cache`; default: on unless the environment
+    variable ``HANDBOOK_CACHE=off``); a cached load returns the same frames as a fresh one, and
+    reads big tables (``events``) only when they are first accessed.
 
     Raises :class:`~helpers.data.errors.DataContractError` (a ``ValueError``) for schema-level
     problems and for row-level problems whose rule says ``error``; the message names the table,
     column, problem, number of rows, example values and a fix.
     """
     cfg = parse_config(resolve(name_or_path))
-    return load_config(cfg, rules=rules)
+    return load_config(cfg, rules=rules, cache=cache)
 
 
-def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None) -> Dataset:
-    """Load a parsed :class:`DatasetConfig` (see :func:`load_dataset`)."""
-    book = RuleBook(cfg.rules).updated(rules)
+def validate(cfg: DatasetConfig, book: RuleBook) -> Parts:
+    """Read and validate ``cfg`` from its sources (no cache): tables, quality, issues, set-aside.
+
+    Raises :class:`DataContractError` as :func:`load_dataset`.
+    """
     ledger = Ledger(book, cfg.name)
     builder = Builder(cfg, ledger)
     if cfg.format == "tables":
@@ -161,6 +176,23 @@ def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None) -
     quality = ledger.quality(tables)
     set_aside = ledger.set_aside_frames()
     ordered = {t: tables[t].reset_index(drop=True) for t in TABLES if t in tables}
+    del tables
+    return Parts(ordered, quality, ledger.issues_frame(), set_aside)
+
+
+def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None,
+                cache: bool | None = None) -> Dataset:
+    """Load a parsed :class:`DatasetConfig` (see :func:`load_dataset`)."""
+    book = RuleBook(cfg.rules).updated(rules)
+    pseudonym_key = cfg.privacy.key(cfg.name)  # None unless privacy.pseudonymize_ids
+    store = _cache.Store.for_config(cfg, rules, pseudonym_key) if _cache.enabled(cache) else None
+    parts = None
+    if store is not None:
+        parts = store.read(fallback=lambda: validate(cfg, book).tables)
+    if parts is None:
+        parts = validate(cfg, book)
+        if store is not None:
+            store.write(parts)
     truth = None
     if cfg.truth is not None:
         if not (cfg.truth / "customers.parquet").exists():
@@ -169,16 +201,16 @@ def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None) -
         from helpers.synth import Truth  # the lead's truth reader (synthetic data only)
 
         truth = Truth.load(cfg.truth)
-        if builder.pseudonym_key is not None:  # the truth follows the pseudonymized ids
+        if pseudonym_key is not None:  # the truth follows the pseudonymized ids
             truth.customers = truth.customers.assign(customer_id=pseudonymize(
-                truth.customers["customer_id"].astype(STRING), builder.pseudonym_key))
+                truth.customers["customer_id"].astype(STRING), pseudonym_key))
     return Dataset(name=cfg.name, description=cfg.description, format=cfg.format,
                    timezone=cfg.timezone, currency=cfg.currency,
                    default_analysis_date=cfg.analysis_date, data_end=cfg.data_end,
-                   tables=ordered, quality=quality,
-                   issues=ledger.issues_frame(), set_aside=set_aside, truth=truth,
+                   tables=parts.tables, quality=parts.quality,
+                   issues=parts.issues, set_aside=parts.set_aside, truth=truth,
                    path=cfg.path, rules=dict(book.settings),
-                   pseudonymized=builder.pseudonym_key is not None)
+                   pseudonymized=pseudonym_key is not None)
 
 
-__all__ = ["Dataset", "load_dataset", "load_config", "ISSUE_COLUMNS", "QUALITY_COLUMNS"]
+__all__ = ["Dataset", "load_dataset", "load_config", "validate", "ISSUE_COLUMNS", "QUALITY_COLUMNS"]
