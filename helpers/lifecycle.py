@@ -47,6 +47,35 @@ def last_complete_month(analysis_date) -> pd.Period:
     return m if (d + pd.Timedelta(days=1)).month != d.month else m - 1
 
 
+def isin(values, lookup) -> np.ndarray:
+    """Boolean mask: which of ``values`` occur in ``lookup`` (as ``Series.isin``; a missing value
+    matches a missing value).
+
+    pandas' ``isin`` on Arrow strings turns every lookup value into a Python object, which takes
+    seconds for a lookup of a few hundred thousand ids; factorizing both sides together is one
+    pass in C, whatever the dtypes.
+    """
+    a = pd.Series(values, copy=False).reset_index(drop=True)
+    b = pd.Series(pd.unique(pd.Series(lookup, copy=False)))
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(len(a), dtype=bool)
+    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
+    ca, cb = codes[: len(a)], codes[len(a):]
+    hit = np.zeros(len(uniques) + 1, dtype=bool)
+    hit[cb] = True  # code -1 (missing) lands in the extra last slot
+    return hit[ca]
+
+
+def _month_number(ts: pd.Series) -> np.ndarray:
+    """Months since year 0 (``year * 12 + month - 1``): integer months for fast grouping."""
+    return (ts.dt.year.to_numpy(dtype=np.int64) * 12 + ts.dt.month.to_numpy(dtype=np.int64) - 1)
+
+
+def _month_period(num) -> pd.PeriodIndex:
+    """Inverse of :func:`_month_number`."""
+    return pd.PeriodIndex.from_ordinals(np.asarray(num, dtype=np.int64) - 1970 * 12, freq="M")
+
+
 def first_purchase(orders: pd.DataFrame, analysis_date) -> pd.Series:
     """First order timestamp per customer (orders up to the analysis day)."""
     o = _upto(orders, "order_ts", analysis_date)
@@ -80,27 +109,34 @@ def monthly_kpis(orders: pd.DataFrame, *, analysis_date, returns: pd.DataFrame |
     o = _upto(orders, "order_ts", analysis_date)
     if o.empty:
         raise ValueError("no orders on or before the analysis date")
-    month = o["order_ts"].dt.to_period("M")
-    first_month = o.groupby("customer_id")["order_ts"].transform("min").dt.to_period("M")
-    per_cust = o.assign(month=month).groupby(["month", "customer_id"], observed=True).size()
-    g = o.assign(month=month).groupby("month")
-    new = first_month[month == first_month]
-    new_per_month = (pd.DataFrame({"m": new, "c": o.loc[new.index, "customer_id"]})
-                     .drop_duplicates().groupby("m").size())
-    out = pd.DataFrame({
-        "active_customers": g["customer_id"].nunique(),
-        "new_customers": new_per_month,
-        "orders": g.size(),
-        "gmv": g["amount"].sum(),
-    })
-    months = pd.period_range(out.index.min(), pd.Timestamp(analysis_date).to_period("M"), freq="M")
-    out = out.reindex(months).fillna(0)
+    # integer customer codes and month numbers: one factorization, then integer grouping
+    cust = pd.factorize(o["customer_id"])[0]
+    month = _month_number(o["order_ts"])
+    first_month = pd.Series(month).groupby(cust).transform("min").to_numpy()
+    m0 = int(month.min())
+    months = pd.period_range(_month_period([m0])[0], pd.Timestamp(analysis_date).to_period("M"),
+                             freq="M")
+    n_m = len(months)
+    mi = month - m0
+    orders_n = np.bincount(mi, minlength=n_m)
+    gmv = (pd.Series(o["amount"].to_numpy(dtype=float, na_value=np.nan)).groupby(mi).sum()  # compensated sum
+           .reindex(range(n_m), fill_value=0.0).to_numpy())
+    # (month, customer) pairs: active customers, and customers with 2+ orders in the month
+    pair = mi.astype(np.int64) * (int(cust.max()) + 1) + cust
+    upair, pair_n = np.unique(pair, return_counts=True)
+    pm = upair // (int(cust.max()) + 1)
+    active = np.bincount(pm, minlength=n_m)
+    multi = np.bincount(pm[pair_n >= 2], minlength=n_m)
+    new = np.bincount(np.unique(pair[month == first_month]) // (int(cust.max()) + 1),
+                      minlength=n_m)
+    out = pd.DataFrame({"active_customers": active[:n_m], "new_customers": new[:n_m],
+                        "orders": orders_n[:n_m], "gmv": gmv[:n_m]},
+                       index=pd.Index(months, name="month"))
     out[["active_customers", "new_customers", "orders"]] = (
         out[["active_customers", "new_customers", "orders"]].astype(int))
-    out.index.name = "month"
     out["returning_customers"] = out["active_customers"] - out["new_customers"]
     out["aov"] = out["gmv"] / out["orders"].replace(0, np.nan)
-    multi = (per_cust >= 2).groupby(level="month").sum().reindex(months, fill_value=0)
+    multi = pd.Series(multi[:n_m], index=months)
     out["repurchase_rate"] = multi / out["active_customers"].replace(0, np.nan)
     out["returning_share"] = out["returning_customers"] / out["active_customers"].replace(0, np.nan)
     out["return_rate"] = np.nan
@@ -208,15 +244,22 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
     e = _upto(events, "event_ts", analysis_date)
     if start is not None:
         e = e[e["event_ts"] >= pd.Timestamp(start)]
-    etype = e["event_type"].astype("object").to_numpy()
-    keep = np.isin(etype, FUNNEL_STEPS)
+    tcode, tuniq = pd.factorize(e["event_type"])  # event types as small integer codes
+    step_code = {str(t): i for i, t in enumerate(tuniq) if str(t) in FUNNEL_STEPS}
+    keep = np.isin(tcode, list(step_code.values()))
     e = e[keep]
-    etype = etype[keep]
+    tcode = tcode[keep]
     if "session_id" in e and e["session_id"].notna().all():
-        sess = e["session_id"]
-    else:
-        sess = e["customer_id"].astype(str) + "|" + e["event_ts"].dt.strftime("%Y-%m-%d")
-    codes, _ = pd.factorize(sess, sort=False)
+        codes = pd.factorize(e["session_id"], sort=False)[0]
+    else:  # a customer-day: integer pairs, numbered in order of first appearance
+        cust = pd.factorize(e["customer_id"], sort=False)[0].astype(np.int64)
+        cust[cust < 0] = cust.max() + 1 if len(cust) else 0  # missing id: a customer of its own
+        ts = e["event_ts"]
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_localize(None)  # the local calendar day
+        day = ts.to_numpy().astype("datetime64[D]").astype(np.int64)
+        codes = (pd.factorize((day - day.min()) * (int(cust.max()) + 1) + cust, sort=False)[0]
+                 if len(cust) else cust)
     n = int(codes.max()) + 1 if len(codes) else 0
     order = np.argsort(e["event_ts"].to_numpy(), kind="stable")
     _, first_pos = np.unique(codes[order], return_index=True)
@@ -224,10 +267,12 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
     out = pd.DataFrame({"start": e["event_ts"].to_numpy()[first_rows]})
     for col in ("channel", "device"):
         if col in e:
-            out[col] = pd.Series(e[col].to_numpy()[first_rows], dtype="object").fillna("unknown")
+            first_vals = e[col].iloc[first_rows].astype("object").to_numpy()  # only n values
+            out[col] = pd.Series(first_vals, dtype="object").fillna("unknown")
     for step in FUNNEL_STEPS:
         flag = np.zeros(n, dtype=bool)
-        flag[codes[etype == step]] = True
+        if step in step_code:
+            flag[codes[tcode == step_code[step]]] = True
         out[step] = flag
     return out
 
@@ -253,8 +298,10 @@ def funnel(events: pd.DataFrame, *, analysis_date, by: str | None = None,
     else:
         raise ValueError(f"cannot group the funnel by {by!r}")
     v, c, p = st["view"], st["cart"], st["purchase"]
-    g = pd.DataFrame({"key": np.asarray(key), "sessions": 1, "view": v, "cart": v & c,
-                      "purchase_after_cart": v & c & p, "purchase": v & p}).groupby("key")
+    key = key.array if isinstance(key, pd.Series) else key  # keep periods as periods (fast)
+    g = pd.DataFrame({"key": key, "sessions": 1, "view": v.to_numpy(), "cart": (v & c).to_numpy(),
+                      "purchase_after_cart": (v & c & p).to_numpy(),
+                      "purchase": (v & p).to_numpy()}).groupby("key")
     s = g.sum()
     out = pd.DataFrame({
         "sessions": s["sessions"], "view": s["view"], "cart": s["cart"], "purchase": s["purchase"],
@@ -269,13 +316,24 @@ def funnel(events: pd.DataFrame, *, analysis_date, by: str | None = None,
 # --------------------------------------------------------------------------------------------
 # Cohorts
 # --------------------------------------------------------------------------------------------
+def _customer_codes(ids: pd.Series) -> np.ndarray:
+    """Integer code per row for the customer id (a missing id is one customer of its own)."""
+    codes = pd.factorize(ids, sort=False)[0].astype(np.int64)
+    if len(codes) and (codes < 0).any():
+        codes[codes < 0] = codes.max() + 1
+    return codes
+
+
 def _cohort_frame(orders: pd.DataFrame, analysis_date) -> pd.DataFrame:
+    """One row per order: customer code ``cust``, ``cohort`` (first-order month, Period),
+    ``cohort_num`` (the same as a month number), ``age`` (months since it) and ``amount``."""
     o = _upto(orders, "order_ts", analysis_date)
-    month = o["order_ts"].dt.to_period("M")
-    cohort = o.groupby("customer_id")["order_ts"].transform("min").dt.to_period("M")
-    age = (month.dt.year - cohort.dt.year) * 12 + (month.dt.month - cohort.dt.month)
-    return pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "cohort": cohort.array,
-                         "age": age.to_numpy(), "amount": o["amount"].to_numpy()})
+    cust = _customer_codes(o["customer_id"])
+    month = _month_number(o["order_ts"])
+    cohort = pd.Series(month).groupby(cust).transform("min").to_numpy()
+    return pd.DataFrame({"customer_id": o["customer_id"].array, "cust": cust,
+                         "cohort": _month_period(cohort).array, "cohort_num": cohort,
+                         "age": month - cohort, "amount": o["amount"].to_numpy()})
 
 
 def cohort_sizes(orders: pd.DataFrame, *, analysis_date) -> pd.Series:
@@ -296,9 +354,9 @@ def cohort_matrix(orders: pd.DataFrame, *, analysis_date, measure: str = "custom
     if measure not in ("customers", "revenue", "cumulative_revenue"):
         raise ValueError(f"unknown measure {measure!r}")
     cf = _cohort_frame(orders, analysis_date)
-    size = cf.groupby("cohort")["customer_id"].nunique()
+    size = cf.groupby("cohort")["cust"].nunique()
     if measure == "customers":
-        m = cf.groupby(["cohort", "age"])["customer_id"].nunique().unstack(fill_value=0)
+        m = cf.groupby(["cohort", "age"])["cust"].nunique().unstack(fill_value=0)
     else:
         m = cf.groupby(["cohort", "age"])["amount"].sum().unstack(fill_value=0.0)
     last = last_complete_month(analysis_date)
@@ -325,23 +383,31 @@ def retention_curves(orders: pd.DataFrame, groups: pd.Series, *, analysis_date,
     """
     cf = _cohort_frame(orders, analysis_date)
     cf = cf[cf["age"] <= max_age]
-    grp = groups.astype("object").reindex(cf["customer_id"].unique()).fillna("unknown")
-    cf["group"] = grp.reindex(cf["customer_id"]).to_numpy()
     last = last_complete_month(analysis_date)
-    first = cf.groupby("customer_id").agg(cohort=("cohort", "first"), group=("group", "first"))
-    first["observed"] = ((last.year - first["cohort"].dt.year) * 12
-                         + (last.month - first["cohort"].dt.month))
-    active = cf.drop_duplicates(["customer_id", "age"])
-    rows = {}
-    for age in range(0, max_age + 1):
-        elig = first[first["observed"] >= age]
-        if elig.empty:
-            continue
-        act = active[(active["age"] == age) & active["customer_id"].isin(elig.index)]
-        num = act.groupby("group")["customer_id"].nunique()
-        den = elig.groupby("group").size()
-        rows[age] = (num.reindex(den.index, fill_value=0) / den)
-    out = pd.DataFrame(rows).T
+    last_num = last.year * 12 + last.month - 1
+    cust, first_row = np.unique(cf["cust"].to_numpy(), return_index=True)  # one row per customer
+    ids = pd.Index(cf["customer_id"].array.take(first_row))
+    grp = groups.astype("object")
+    grp = grp[~grp.index.duplicated(keep="first")].reindex(ids).fillna("unknown")
+    gcode, guniq = pd.factorize(grp.to_numpy(), sort=True)  # groups sorted, as by groupby
+    n_g, n_a = len(guniq), max_age + 1
+    observed = last_num - cf["cohort_num"].to_numpy()[first_row]  # months observed, per customer
+    # denominators: customers observed at least `age` months, per group (reverse cumulative)
+    ok = observed >= 0
+    cnt = np.bincount(np.minimum(observed[ok], max_age) * n_g + gcode[ok],
+                      minlength=n_a * n_g).reshape(n_a, n_g)
+    den = cnt[::-1].cumsum(axis=0)[::-1].astype(float)
+    # numerators: distinct (customer, age) pairs with an order, from eligible customers only
+    pos = np.searchsorted(cust, cf["cust"].to_numpy())  # customer position of each order
+    pair = np.unique(pos.astype(np.int64) * n_a + cf["age"].to_numpy())
+    pc, pa = pair // n_a, pair % n_a
+    elig = observed[pc] >= pa
+    num = np.bincount(pa[elig] * n_g + gcode[pc[elig]], minlength=n_a * n_g).reshape(n_a, n_g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    rows = den.sum(axis=1) > 0  # ages no cohort has been observed for are left out
+    out = pd.DataFrame(share[rows], index=np.arange(n_a)[rows],
+                       columns=pd.Index(guniq, name="group"))
     out.index.name = "months_since_first_order"
     return out
 
@@ -356,12 +422,12 @@ def value_in_first_months(orders: pd.DataFrame, *, analysis_date, months: int = 
     window = pd.Timedelta(days=months * 365.25 / 12)
     end = _end_of_day(analysis_date)
     eligible = first[first + window <= end]
-    oo = o[o["customer_id"].isin(eligible.index)]
-    in_win = oo["order_ts"] < oo["customer_id"].map(eligible) + window
+    oo = o[isin(o["customer_id"], eligible.index)]
+    in_win = oo["order_ts"].to_numpy() < eligible.reindex(oo["customer_id"]).to_numpy() + window
     value = oo[in_win].groupby("customer_id")["amount"].sum()
     if returns is not None and len(returns):
-        r = returns[returns["customer_id"].isin(eligible.index)]
-        r_in = r["return_ts"] < r["customer_id"].map(eligible) + window
+        r = returns[isin(returns["customer_id"], eligible.index)]
+        r_in = r["return_ts"].to_numpy() < eligible.reindex(r["customer_id"]).to_numpy() + window
         value = value.sub(r[r_in].groupby("customer_id")["amount"].sum(), fill_value=0)
     return pd.DataFrame({"first_order": eligible, "value": value.reindex(eligible.index).fillna(0)})
 
@@ -423,7 +489,7 @@ def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRu
     df["orders_in_window"] = recent.groupby("customer_id").size().reindex(df.index, fill_value=0)
     if customers is not None and len(customers):
         c = customers
-        never = ~c["customer_id"].isin(orders["customer_id"])
+        never = ~isin(c["customer_id"], orders["customer_id"])
         if "signup_date" in c:
             c = c[(c["signup_date"].isna() & never)
                   | (c["signup_date"] < day + pd.Timedelta(days=1))]

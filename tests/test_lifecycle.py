@@ -221,3 +221,30 @@ def test_clv_tiers_shares():
     assert t.astype(str).tolist() == ["high_value"] * 2 + ["potential"] * 3 + ["low_value"] * 5
     with pytest.raises(ValueError):
         lc.clv_tiers(clv, high_share=0.8, potential_share=0.3)
+
+
+def test_isin_matches_pandas_for_arrow_and_object_ids():
+    vals = pd.Series(["a", "b", None, "c", "b"], dtype="string[pyarrow]")
+    for lookup in (["b", "c", "c"], pd.Index(["c"]), pd.Series(["zz"], dtype="string[pyarrow]"),
+                   [None, "a"], []):
+        got = lc.isin(vals, lookup)
+        want = vals.astype(object).isin(list(lookup)).to_numpy()
+        assert got.tolist() == want.tolist(), lookup
+    assert lc.isin(pd.Series([], dtype=object), ["a"]).tolist() == []
+
+
+def test_session_table_customer_day_sessions_without_session_id():
+    ev = pd.DataFrame({"customer_id": ["c1", "c1", "c2", "c1", "c2"],
+                       "event_ts": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 20:00",
+                                                   "2024-01-01 10:00", "2024-01-02 08:00",
+                                                   "2024-01-01 11:00"]),
+                       "event_type": ["view", "cart", "view", "view", "purchase"],
+                       "channel": ["app", "web", "web", "app", "app"]})
+    st = lc.session_table(ev, analysis_date="2024-01-31")
+    # sessions in order of first appearance: c1 on 1 Jan, c2 on 1 Jan, c1 on 2 Jan
+    assert st["view"].tolist() == [True, True, True]
+    assert st["cart"].tolist() == [True, False, False]
+    assert st["purchase"].tolist() == [False, True, False]
+    assert st["channel"].tolist() == ["app", "web", "app"]
+    assert st["start"].tolist() == list(pd.to_datetime(["2024-01-01 09:00", "2024-01-01 10:00",
+                                                        "2024-01-02 08:00"]))
