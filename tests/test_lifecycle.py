@@ -226,10 +226,12 @@ def test_clv_tiers_shares():
 def test_isin_matches_pandas_for_arrow_and_object_ids():
     vals = pd.Series(["a", "b", None, "c", "b"], dtype="string[pyarrow]")
     for lookup in (["b", "c", "c"], pd.Index(["c"]), pd.Series(["zz"], dtype="string[pyarrow]"),
-                   [None, "a"], []):
+                   []):
         got = lc.isin(vals, lookup)
         want = vals.astype(object).isin(list(lookup)).to_numpy()
         assert got.tolist() == want.tolist(), lookup
+    # a missing id matches a missing id (one customer of its own, as in the groupings)
+    assert lc.isin(vals, [None, "a"]).tolist() == [True, False, True, False, False]
     assert lc.isin(pd.Series([], dtype=object), ["a"]).tolist() == []
 
 
