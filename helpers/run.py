@@ -65,6 +65,8 @@ VERSIONED_PACKAGES = (
     "ipykernel", "ipython", "jupyterlab", "pyyaml",
 )  # every direct dependency of pyproject.toml (tests/test_runner.py checks)
 DATA_QUALITY_NAME = "data_quality.txt"
+INTERRUPTED = "interrupted"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class ConfigError(ValueError):
@@ -75,7 +77,7 @@ class ConfigError(ValueError):
 class ChapterResult:
     """Outcome of one chapter."""
 
-    status: str = "not run"  # "ok" | "failed" | "not run"
+    status: str = "not run"  # "ok" | "failed" | "not run" | "interrupted"
     seconds: float | None = None
     error: str | None = None
     sections_skipped: list[dict[str, str]] = field(default_factory=list)
@@ -290,6 +292,14 @@ def create_run_dir(out: Path | None, today: _dt.date | None = None) -> Path:
             candidate = base.with_name(f"{base.name}-{n}")
 
 
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 class RunLock:
     """``<run dir>/.run.lock`` held while a run writes there (created exclusively)."""
 
@@ -371,7 +381,8 @@ def export_html(notebook: Path) -> Path:
 
 def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[str, Any],
             started: str, finished: str | None,
-            data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            data: Mapping[str, Any] | None = None, run_status: str | None = None
+            ) -> dict[str, Any]:
     """The ``metrics.json`` document.
 
     ``chapters``: stem -> recorded metrics (``{}`` when none were recorded); ``status``: stem ->
@@ -380,8 +391,12 @@ def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[
     ``started``/``finished`` (ISO 8601, ``finished`` is null while running);
     ``data_check``: dataset -> ``{"status": "ok"|"failed", "error"}`` of the pre-flight load;
     ``data_fingerprint``: ``{"before": {dataset: fingerprint}, "after": ... (null until the
-    chapters are done), "changed": [datasets whose fingerprint differs]}``.
+    chapters are done), "changed": [datasets whose fingerprint differs]}``; ``run_status``:
+    ``running`` (default while ``finished`` is null), ``ok``, ``failed``, ``data error`` or
+    ``interrupted`` (Ctrl-C; the chapter that was running has status ``interrupted``).
     """
+    if run_status is None:
+        run_status = "running" if finished is None else "ok"
     data = data or {}
     return {
         "chapters": {s: results[s].metrics for s in plan.chapters},
@@ -392,6 +407,7 @@ def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[
         "data_fingerprint": data.get("fingerprint", {"before": {}, "after": None, "changed": []}),
         "started": started,
         "finished": finished,
+        "run_status": run_status,
     }
 
 
@@ -403,21 +419,27 @@ def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
 
 def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str = "stop",
         cwd: Path = NOTEBOOKS, timeout: float | None = None, log=print,
-        data: dict[str, Any] | None = None) -> dict[str, ChapterResult]:
+        data: dict[str, Any] | None = None, lock: bool = True,
+        results: dict[str, ChapterResult] | None = None) -> dict[str, ChapterResult]:
     """Execute the plan into ``run_dir``; returns the result per chapter.
 
     ``data`` is the pre-flight record (:func:`preflight`); when given, the datasets are
     fingerprinted again after the chapters and ``data["fingerprint"]["changed"]`` lists those
-    that changed during the run.
+    that changed during the run. ``lock``: take the folder's lock (``False`` when the caller
+    holds it already). A ``KeyboardInterrupt`` (Ctrl-C) marks the running chapter
+    ``interrupted``, writes ``metrics.json`` (``run_status: interrupted``), releases the lock
+    and is raised again. ``results``: the dict to fill (one :class:`ChapterResult` per chapter;
+    default a new one), so that a caller sees the state reached when an exception escapes.
     """
     from helpers.notebook import read_metrics
 
-    results = {s: ChapterResult() for s in plan.chapters}
+    if results is None:
+        results = {s: ChapterResult() for s in plan.chapters}
     started = _now()
     metrics_path = run_dir / "metrics.json"
     _write_json(metrics_path, summary(plan, results, run_info, started, None, data))
     n = len(plan.chapters)
-    with RunLock(run_dir):
+    with RunLock(run_dir) if lock else _no_lock():
         for i, stem in enumerate(plan.chapters, 1):
             res = results[stem]
             dest = run_dir / f"{stem}.ipynb"
@@ -427,20 +449,31 @@ def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str
                 execute_chapter(plan.notebooks[stem], dest, plan.parameters[stem], cwd, timeout)
                 res.status = "ok"
             except KeyboardInterrupt:
-                res.status, res.error = "failed", "interrupted"
+                res.status, res.error = INTERRUPTED, "interrupted by the user (Ctrl-C)"
+                res.seconds = round(time.perf_counter() - t0, 1)
+                _write_json(metrics_path, summary(plan, results, run_info, started, _now(), data,
+                                                  run_status=INTERRUPTED))
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of a chapter is reported
+                if getattr(exc, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel
+                    res.status, res.error = INTERRUPTED, "interrupted by the user (Ctrl-C)"
+                    res.seconds = round(time.perf_counter() - t0, 1)
+                    _write_json(metrics_path, summary(plan, results, run_info, started, _now(),
+                                                      data, run_status=INTERRUPTED))
+                    raise KeyboardInterrupt from None
                 res.status, res.error = "failed", _error_text(exc)
             finally:
                 res.seconds = round(time.perf_counter() - t0, 1)
-                if dest.exists():
+                if dest.exists() and res.status != INTERRUPTED:
                     try:
                         res.metrics, res.sections_skipped = read_metrics(dest)
                         export_html(dest)
                     except Exception as exc:  # noqa: BLE001
                         if res.status == "ok":
                             res.status, res.error = "failed", f"report: {_error_text(exc)}"
-                _write_json(metrics_path, summary(plan, results, run_info, started, None, data))
+                if res.status != INTERRUPTED:
+                    _write_json(metrics_path, summary(plan, results, run_info, started, None,
+                                                      data))
             if res.status == "ok":
                 skipped = len(res.sections_skipped)
                 note = f" ({skipped} section{'s' * (skipped != 1)} skipped)" if skipped else ""
@@ -455,12 +488,31 @@ def run(plan: Plan, run_dir: Path, run_info: Mapping[str, Any], *, on_error: str
             fp["changed"] = [name for name in fp["before"]
                              if _fp_hash(fp["before"][name]) != _fp_hash(fp["after"][name])
                              or fp["before"][name] is None]
-        _write_json(metrics_path, summary(plan, results, run_info, started, _now(), data))
+        failed = any(r.status == "failed" for r in results.values())
+        changed = bool(data and data.get("fingerprint", {}).get("changed"))
+        _write_json(metrics_path, summary(plan, results, run_info, started, _now(), data,
+                                          run_status="failed" if failed or changed else "ok"))
     return results
 
 
 # --------------------------------------------------------------------------------------------
 # data pre-flight
+
+
+def pin_datasets(plan: Plan, cwd: Path | None = None) -> None:
+    """Make every chapter's ``dataset`` parameter mean the same dataset everywhere.
+
+    Notebooks run in ``notebooks/``, the runner in the caller's folder: a relative dataset path
+    is resolved once here, from ``cwd`` (default: the working directory) and else from the
+    project root, by :func:`helpers.data.config.locate` (the rule every load applies), and the
+    absolute path is what the data check and the chapters receive. Names stay names.
+    """
+    from helpers.data.config import locate
+
+    for params in plan.parameters.values():
+        value = params.get("dataset")
+        if isinstance(value, (str, os.PathLike)) and str(value).strip():
+            params["dataset"] = locate(str(value).strip(), cwd)
 
 
 def plan_datasets(plan: Plan) -> list[str]:
@@ -583,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_dir = create_run_dir(Path(args.out) if args.out else None)
     plan = plan_run(notebooks, selected, common, sections, glob, scoped, run_dir / "exports")
+    pin_datasets(plan)
     run_info = {
         "params_file": args.params,
         "overrides": list(args.parameter),
@@ -595,22 +648,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         shown = run_dir
     datasets = plan_datasets(plan)
-    print(f"Checking data: {', '.join(datasets) or '(none)'} ...", flush=True)
-    data, data_error = preflight(datasets, run_dir)
-    if data_error is not None:
-        results = {s: ChapterResult() for s in plan.chapters}
-        now = _now()
-        _write_json(run_dir / "metrics.json", summary(plan, results, run_info, now, now, data))
-        print(f"error: data check failed, no chapter was run: {data_error}\n"
-              f"(report: {run_dir / DATA_QUALITY_NAME})", file=sys.stderr)
-        return 2
-    print(f"Running {len(plan.chapters)} chapter(s) into {shown}/", flush=True)
+    results = {s: ChapterResult() for s in plan.chapters}
+    data: dict[str, Any] = {}
+    started = _now()
     try:
-        results = run(plan, run_dir, run_info, on_error=args.on_error, cwd=notebooks_dir,
-                      timeout=args.timeout, data=data)
+        with RunLock(run_dir):
+            try:
+                print(f"Checking data: {', '.join(datasets) or '(none)'} ...", flush=True)
+                data, data_error = preflight(datasets, run_dir)
+                if data_error is not None:
+                    now = _now()
+                    _write_json(run_dir / "metrics.json", summary(
+                        plan, results, run_info, now, now, data, run_status="data error"))
+                    print(f"error: data check failed, no chapter was run: {data_error}\n"
+                          f"(report: {run_dir / DATA_QUALITY_NAME})", file=sys.stderr)
+                    return 2
+                print(f"Running {len(plan.chapters)} chapter(s) into {shown}/", flush=True)
+                results = run(plan, run_dir, run_info, on_error=args.on_error,
+                              cwd=notebooks_dir, timeout=args.timeout, data=data, lock=False,
+                              results=results)
+            except KeyboardInterrupt:
+                if not any(r.status == INTERRUPTED for r in results.values()):
+                    # during the data check (or between chapters): record it
+                    _write_json(run_dir / "metrics.json", summary(
+                        plan, results, run_info, started, _now(), data or None,
+                        run_status=INTERRUPTED))
+                raise
     except KeyboardInterrupt:
-        print(f"\ninterrupted; partial results in {shown}/", file=sys.stderr)
-        return 130
+        running = [s for s, r in results.items() if r.status == INTERRUPTED]
+        where = f"chapter {running[0]}" if running else "the data check"
+        print(f"\ninterrupted (Ctrl-C) during {where}; the run was stopped. Partial results "
+              f"in {shown}/ (metrics.json: run_status \"interrupted\").", file=sys.stderr)
+        return EXIT_INTERRUPTED
     failed = [s for s, r in results.items() if r.status == "failed"]
     ok = sum(r.status == "ok" for r in results.values())
     not_run = sum(r.status == "not run" for r in results.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -456,3 +457,163 @@ def test_real_data_runs_every_chapter(params, skipped_in, tmp_path):
         assert skipped, f"{stem} on {params} records no skipped section"
         assert any(word in (s["section"] + " " + s["reason"]).lower() for s in skipped), skipped
     assert (out / "data_quality.txt").read_text().startswith("== dataset ")
+
+
+# ---------------------------------------------------------------------------- dataset paths
+
+
+def _cdnow_sample_copy(dest: Path) -> Path:
+    """The CDNOW sample as a dataset folder of its own (dataset.yaml + the text file)."""
+    dest.mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "cdnow" / "cdnow_sample.yaml", dest / "dataset.yaml")
+    shutil.copy(ROOT / "data" / "cdnow" / "CDNOW_sample.txt", dest / "CDNOW_sample.txt")
+    return dest
+
+
+def _loading_notebook(nbdir: Path) -> Path:
+    """A chapter ``99_load`` that loads its ``dataset`` like the real chapters (ctx.load)."""
+    nbdir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell("dataset = 'synthetic'\nseed = 42")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import helpers as hb\n"
+        "ctx = hb.setup('99_load', dataset=dataset, seed=seed)\n"
+        "ds = ctx.load()\n"
+        "ctx.record_metrics({'name': ds.name, 'orders': len(ds.orders), "
+        "'config': str(ds.path)})")]
+    nbformat.write(nb, nbdir / "99_load.ipynb")
+    return nbdir
+
+
+def test_relative_dataset_paths_are_pinned_from_the_callers_folder(tmp_path, monkeypatch):
+    """One rule (helpers.data.config.locate): from the caller's folder, else the project
+    root; names stay names; the chapters get the absolute path the data check used."""
+    from helpers.data.config import locate
+
+    mine = _cdnow_sample_copy(tmp_path / "exports" / "shop")
+    monkeypatch.chdir(tmp_path)
+    assert locate("exports/shop") == str(mine)
+    assert locate("synthetic") == "synthetic"
+    assert locate("examples/own_data") == str(ROOT / "examples" / "own_data")  # from the root
+    assert locate(str(mine)) == str(mine)
+    assert locate("no/such/folder") == "no/such/folder"
+    nbdir = _loading_notebook(tmp_path / "nbs")
+    plan = run.plan_run(run.discover(nbdir), ["99_load"], {}, {}, {"dataset": "exports/shop"},
+                        {}, tmp_path / "x")
+    run.pin_datasets(plan)
+    assert plan.parameters["99_load"]["dataset"] == str(mine)
+    assert run.plan_datasets(plan) == [str(mine)]
+
+
+@pytest.mark.slow
+def test_runner_called_from_another_folder_with_a_relative_dataset_path(tmp_path):
+    """The data check and the chapter (run in the notebooks' folder) read the same dataset."""
+    caller = tmp_path / "caller"
+    _cdnow_sample_copy(caller / "shop")
+    nbdir = _loading_notebook(tmp_path / "nbs")
+    out = tmp_path / "out"
+    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1"}
+    res = subprocess.run([sys.executable, "-m", "helpers.run", "--notebooks-dir", str(nbdir),
+                          "--out", str(out), "-p", "dataset=shop"],
+                         capture_output=True, text=True, timeout=600, cwd=caller, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads((out / "metrics.json").read_text())
+    shop = str(caller / "shop")
+    assert list(doc["data_check"]) == [shop] and doc["data_check"][shop]["status"] == "ok"
+    assert doc["parameters"]["chapters"]["99_load"]["dataset"] == shop
+    assert doc["chapters"]["99_load"]["config"] == str(caller / "shop" / "dataset.yaml")
+
+
+# ---------------------------------------------------------------------------- Ctrl-C
+
+
+def _assert_interrupted(out: Path, err: str, code: int, where: str) -> dict:
+    assert code == run.EXIT_INTERRUPTED
+    assert "Traceback" not in err and f"interrupted (Ctrl-C) during {where}" in err
+    assert not (out / run.LOCK_NAME).exists()
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["run_status"] == "interrupted" and doc["finished"] is not None
+    return doc
+
+
+def test_ctrl_c_during_the_data_check(tmp_path, monkeypatch, capsys):
+    def interrupted(datasets, run_dir):
+        assert (run_dir / run.LOCK_NAME).exists()  # the folder is locked from the data check on
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "preflight", interrupted)
+    out = tmp_path / "run"
+    code = run.main(["--params", str(PARAMS / "small.yaml"), "--chapters", "03", "--out",
+                     str(out)])
+    doc = _assert_interrupted(out, capsys.readouterr().err, code, "the data check")
+    assert doc["status"]["03_rfm_segments"]["status"] == "not run"
+
+
+def test_ctrl_c_during_a_chapter(small_dataset, tmp_path, monkeypatch, capsys):
+    def interrupted(src, dest, parameters, cwd, timeout=None):
+        assert (dest.parent / run.LOCK_NAME).exists()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "execute_chapter", interrupted)
+    out = tmp_path / "run"
+    code = run.main(["--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+                     "--chapters", "03,06", "--out", str(out)])
+    doc = _assert_interrupted(out, capsys.readouterr().err, code, "chapter 03_rfm_segments")
+    assert doc["status"]["03_rfm_segments"]["status"] == "interrupted"
+    assert doc["status"]["06_loyalty_roi"]["status"] == "not run"
+
+
+def _interrupt(args: list[str], wait_for: str, cwd: Path, delay: float = 1.0,
+               prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """Start the runner, wait for ``wait_for`` on stdout, then press Ctrl-C (SIGINT to its
+    process group, as a terminal does)."""
+    import signal
+    import time
+
+    code = f"import sys\n{prelude}\nfrom helpers import run\nsys.exit(run.main({args!r}))"
+    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    seen = ""
+    while wait_for not in seen:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, seen + out, err)
+
+
+def test_sigint_during_a_slow_data_check_exits_130_without_traceback(tmp_path):
+    out = tmp_path / "run"
+    slow = ("import time\nimport helpers.run as r\n"
+            "r.preflight = lambda datasets, run_dir: time.sleep(120)")
+    res = _interrupt(["--params", str(PARAMS / "small.yaml"), "--chapters", "03", "--out",
+                      str(out)], "Checking data", tmp_path, prelude=slow)
+    _assert_interrupted(out, res.stderr, res.returncode, "the data check")
+
+
+@pytest.mark.slow
+def test_sigint_during_a_chapter_exits_130_without_traceback(tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell("dataset = 'cdnow_sample'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "print('started', flush=True)\nimport time\ntime.sleep(300)")]
+    nbformat.write(nb, nbdir / "01_sleep.ipynb")
+    out = tmp_path / "run"
+    res = _interrupt(["--notebooks-dir", str(nbdir), "--out", str(out)], "Running", tmp_path,
+                     delay=8.0)
+    doc = _assert_interrupted(out, res.stderr, res.returncode, "chapter 01_sleep")
+    assert doc["status"]["01_sleep"]["status"] == "interrupted"

@@ -497,30 +497,56 @@ def available() -> dict[str, Path]:
     return out
 
 
+def _is_name(name_or_path: str | os.PathLike[str]) -> bool:
+    text = os.fspath(name_or_path)
+    return bool(isinstance(name_or_path, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", text)
+                and not text.endswith((".yaml", ".yml")))
+
+
+def locate(name_or_path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None) -> str:
+    """The dataset argument in a form that means the same thing from any working directory.
+
+    A dataset name (``synthetic``, a folder under ``data/``) is returned unchanged; an absolute
+    path unchanged; a relative path is taken from ``cwd`` (default: the working directory) when
+    it exists there, else from the project root, and returned as an absolute path. A relative
+    path found in neither place is returned unchanged (loading it reports the error).
+
+    This is the one rule :func:`resolve` applies; the runner applies it once, in the caller's
+    folder, and hands the result to the notebooks (which run in ``notebooks/``), so that the
+    data check and every chapter read the same dataset.
+    """
+    text = os.fspath(name_or_path)
+    if _is_name(name_or_path) and ((data_dir() / text / "dataset.yaml").is_file()
+                                   or text in available()):
+        return text
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return text
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    for base in (here, data_dir().parent):
+        candidate = base / path
+        if candidate.exists():
+            return os.path.normpath(candidate.absolute())
+    return text
+
+
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     """The ``dataset.yaml`` meant by a dataset name or a path (file or folder).
 
     A name is looked up as ``data/<name>/dataset.yaml``, then among :func:`available`. A relative
     path is taken from the working directory, else from the project root (so that
-    ``examples/own_data`` works from the command line and inside a notebook alike).
+    ``examples/own_data`` works from the command line and inside a notebook alike; see
+    :func:`locate`).
     """
     text = os.fspath(name_or_path)
-    is_name = isinstance(name_or_path, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", text) \
-        and not text.endswith((".yaml", ".yml"))
-    if is_name:
+    if _is_name(name_or_path):
         direct = data_dir() / text / "dataset.yaml"
         if direct.is_file():
             return direct
         names = available()
         if text in names:
             return names[text]
-    path = Path(text).expanduser()
-    if not path.is_absolute() and not path.exists():
-        # a relative path is tried from the working directory, then from the project root
-        # (notebooks run with the notebooks folder as their working directory)
-        from_root = data_dir().parent / path
-        if from_root.exists():
-            path = from_root
+    path = Path(locate(text)).expanduser()
     if path.is_dir():
         if (path / "dataset.yaml").is_file():
             return path / "dataset.yaml"
