@@ -166,6 +166,43 @@ def test_orders_only_dataset(shop):
         hp.build_tags(o, DATE, promo_calendar="us")
 
 
+def test_arrow_string_ids_give_the_same_table(shop):
+    """Tables as the loader returns them (Arrow strings) give the same tags as object columns."""
+    arrow = {name: df.astype({c: "string[pyarrow]" for c in df.columns
+                              if df[c].dtype == object and c not in ("gender",)})
+             for name, df in shop.items()}
+    pd.testing.assert_frame_equal(_tags(arrow), _tags(shop), check_dtype=False)
+
+
+def test_missing_sessions_unknown_products_and_repeated_customers(shop):
+    """Without a session id a visit is a customer-day; a product missing from the products table
+    counts as category 'unknown'; a repeated customer row: the first one is used; events of
+    customers unknown to the customers table are not counted."""
+    s = dict(shop)
+    s["events"] = shop["events"].assign(session_id=[None, None, None, "s2", "s2", None, "s3",
+                                                    None])
+    t = _tags(s)
+    # A before the date: 2024-06-18 (no session: one visit, with a purchase), s2 (a view)
+    assert t.loc["A", "visits"] == 2 and t.loc["A", "view_to_purchase"] == pytest.approx(0.5)
+    # C: one event without session and one in s3 on the same day -> two visits
+    assert t.loc["C", "visits"] == 2
+    no_col = _tags({**shop, "events": shop["events"].drop(columns="session_id")})
+    assert no_col.loc["A", "visits"] == 2 and no_col.loc["C", "visits"] == 1
+
+    s = dict(shop)
+    s["order_lines"] = shop["order_lines"].assign(
+        product_id=["p1", "zz", "p2", "p3", "p1", "p1"])  # zz: not in products
+    s["customers"] = pd.concat([shop["customers"], shop["customers"].iloc[[0]].assign(
+        gender="m", age=60.0)], ignore_index=True)
+    s["events"] = pd.concat([shop["events"], shop["events"].iloc[[0]].assign(
+        customer_id="STRANGER")], ignore_index=True)
+    t = _tags(s)
+    assert t.loc["A", "share_unknown"] == pytest.approx(0.5)  # 50 of A's 100
+    assert t.loc["A", "share_books"] == pytest.approx(0.5)
+    assert t.loc["A", "gender"] == "f" and t.loc["A", "age"] == 24.0  # first row kept
+    assert "STRANGER" not in t.index and t.loc["A", "views"] == 2
+
+
 def test_orders_without_amount_need_lines(shop):
     o = shop["orders"].drop(columns=[c for c in ("amount",) if c in shop["orders"]])
     with pytest.raises(ValueError, match="amount"):
