@@ -41,7 +41,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from helpers.lifecycle import isin
+
 DAY = pd.Timedelta(days=1)
+
+
+def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in the unique ``index`` (-1 when absent), like
+    ``index.get_indexer(values)`` but one joint factorization in C also for Arrow strings."""
+    k = len(index)
+    if k == 0 or len(values) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    both = pd.concat([pd.Series(index, copy=False), pd.Series(values, copy=False)],
+                     ignore_index=True)
+    codes = pd.factorize(both)[0].astype(np.int64)  # index values (unique) get codes 0..k-1
+    pos = codes[k:]
+    pos[(pos >= k) | (pos < 0)] = -1
+    return pos
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +144,7 @@ def churn_labels(orders: pd.DataFrame, cutoff: pd.Timestamp, window_days: int,
     """1 = churned (no order in the label window), 0 = bought again; indexed by the active base."""
     base = active_base(orders, cutoff, lookback_days)
     _, win = split_at(orders, cutoff, window_days)
-    bought = base.isin(win["customer_id"].unique())
+    bought = isin(base, win["customer_id"])
     return pd.Series((~bought).astype(int), index=base, name="churned")
 
 
@@ -223,7 +239,7 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
     """
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    o, _ = split_at(orders[orders["customer_id"].isin(ids)], cutoff)
+    o, _ = split_at(orders[isin(orders["customer_id"], ids)], cutoff)
     g = o.groupby("customer_id")
     first, last, n = g["order_ts"].min(), g["order_ts"].max(), g.size()
     spend = g["amount"].sum()
@@ -249,7 +265,7 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
     f["m_score"] = _quintile_score(f["log_spend_365d"])
 
     if returns is not None and len(returns):
-        r, _ = split_at(returns[returns["customer_id"].isin(ids)], cutoff, ts="return_ts")
+        r, _ = split_at(returns[isin(returns["customer_id"], ids)], cutoff, ts="return_ts")
         ra = r.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
         f["return_rate"] = (ra / spend.reindex(ids).replace(0, np.nan)).fillna(0).clip(0, 1)
     if "coupon_used" in o.columns and o["coupon_used"].notna().any():
@@ -258,34 +274,46 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
         disc = g["discount_amount"].sum().reindex(ids).fillna(0)
         f["discount_share"] = (disc / (disc + spend.reindex(ids).fillna(0))).fillna(0)
     if events is not None and len(events):
-        # time filter first (cheap), then the customer filter on the remaining rows
-        e = events[(events["event_ts"] < t) & (events["event_ts"] >= t - 365 * DAY)]
-        e = e[e["customer_id"].isin(ids)]
-        e30 = e[e["event_ts"] >= t - 30 * DAY]
-        typ = e30.groupby(["customer_id", "event_type"]).size().unstack(fill_value=0)
+        # one pass over the events: positions of the customers in `ids` (-1 = not asked for),
+        # then integer counting; only the rows of the last year are looked at
+        ets = events["event_ts"]
+        in_year = ((ets < t) & (ets >= t - 365 * DAY)).to_numpy(dtype=bool)
+        pos = _positions(events["customer_id"][in_year], ids)
+        keep = pos >= 0
+        pos = pos[keep]
+        e_ts = ets[in_year][keep]
+        k = len(ids)
+        in30 = (e_ts >= t - 30 * DAY).to_numpy(dtype=bool)
+        etype = events["event_type"][in_year][keep]
         for col, name in (("view", "views_30d"), ("cart", "carts_30d")):
-            f[name] = (typ[col] if col in typ else pd.Series(dtype=float)).reindex(ids).fillna(0)
-        if "session_id" in e30.columns:
-            s = e30.groupby("customer_id")["session_id"].nunique()
+            hit = in30 & (etype == col).to_numpy(dtype=bool, na_value=False)
+            f[name] = np.bincount(pos[hit], minlength=k).astype(float)
+        if "session_id" in events.columns:  # distinct visits in the last 30 days
+            sid = pd.factorize(events["session_id"][in_year][keep][in30])[0].astype(np.int64)
+            ok = sid >= 0
+            mult = max(int(sid.max()) + 1, 1) if len(sid) else 1
+            pairs = np.unique(pos[in30][ok] * mult + sid[ok])
+            s = np.bincount(pairs // mult, minlength=k)
         else:
-            s = e30.groupby("customer_id").size()
-        f["sessions_30d"] = s.reindex(ids).fillna(0).astype(float)
-        last_e = e.groupby("customer_id")["event_ts"].max().reindex(ids)
+            s = np.bincount(pos[in30], minlength=k)
+        f["sessions_30d"] = s.astype(float)
+        last_e = e_ts.groupby(pos).max().reindex(range(k))
+        last_e.index = ids
         # no visit in the last year: count the whole year (or the tenure if shorter)
         f["days_since_event"] = ((t - last_e) / DAY).fillna(np.minimum(f["tenure_days"], 365.0))
-        before = e[(e["event_ts"] >= t - 120 * DAY) & (e["event_ts"] < t - 30 * DAY)]
-        rate_before = before.groupby("customer_id").size().reindex(ids).fillna(0) / 90
-        rate_now = e30.groupby("customer_id").size().reindex(ids).fillna(0) / 30
+        before = (e_ts >= t - 120 * DAY).to_numpy(dtype=bool) & ~in30
+        rate_before = pd.Series(np.bincount(pos[before], minlength=k) / 90, index=ids)
+        rate_now = pd.Series(np.bincount(pos[in30], minlength=k) / 30, index=ids)
         f["event_trend"] = ((rate_now + 0.05) / (rate_before + 0.05)).clip(upper=5)
     if surveys is not None and len(surveys):
-        sv, _ = split_at(surveys[surveys["customer_id"].isin(ids)], cutoff, ts="survey_ts")
+        sv, _ = split_at(surveys[isin(surveys["customer_id"], ids)], cutoff, ts="survey_ts")
         last_nps = sv.sort_values("survey_ts").groupby("customer_id")["nps"].last().reindex(ids)
         f["has_survey"] = last_nps.notna().astype(float)
         med = float(sv["nps"].median()) if len(sv) else 7.0
         f["last_nps"] = last_nps.astype(float).fillna(med)
     if loyalty is not None and len(loyalty):
         members = loyalty.loc[loyalty["enrolled_at"] < t, "customer_id"]
-        f["member"] = ids.isin(members).astype(float)
+        f["member"] = isin(ids, members).astype(float)
     return f.astype(float)
 
 
@@ -326,23 +354,32 @@ def auc(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series) -> float:
 
 def bootstrap_auc_ci(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series, n_boot: int = 200,
                      seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the ROC AUC (customers resampled)."""
-    from scipy.stats import rankdata
+    """Percentile bootstrap confidence interval of the ROC AUC (customers resampled).
 
+    Each resample draws ``n`` customers with replacement; its AUC is the Mann–Whitney statistic
+    computed from counts per distinct score (churners above returners, ties counting one half),
+    which equals the rank formula of :func:`auc` on the resample. The scores are sorted once, so
+    a resample costs one pass over the data instead of a sort (linear in the number of
+    customers).
+    """
     y = np.asarray(y, dtype=bool)
     s = np.asarray(score, dtype=float)
     rng = np.random.default_rng(seed)
     n = len(y)
+    _, group = np.unique(s, return_inverse=True)  # tie groups of the score, in increasing order
+    group = group.ravel()
+    n_groups = int(group.max()) + 1 if n else 0
     out = []
     for _ in range(int(n_boot)):
         i = rng.integers(0, n, n)
-        yy, ss = y[i], s[i]
-        n1 = int(yy.sum())
-        n0 = n - n1
+        yy, gg = y[i], group[i]
+        pos = np.bincount(gg[yy], minlength=n_groups).astype(float)
+        neg = np.bincount(gg[~yy], minlength=n_groups).astype(float)
+        n1, n0 = pos.sum(), neg.sum()
         if n1 == 0 or n0 == 0:
             continue
-        r = rankdata(ss)
-        out.append((r[yy].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+        below = np.cumsum(neg) - neg  # returners with a lower score
+        out.append(float((pos * (below + 0.5 * neg)).sum() / (n1 * n0)))
     if not out:
         return float("nan"), float("nan")
     a = (1 - level) / 2
@@ -541,14 +578,18 @@ class ChurnModels:
 
 def fit_churn_models(X: pd.DataFrame, y: pd.Series, *, extra: Mapping[str, np.ndarray]
                      | None = None, seed: int = 0, val_share: float = 0.25,
-                     rf_trees: int = 100, only: list[str] | None = None) -> ChurnModels:
+                     rf_trees: int = 100, only: list[str] | None = None,
+                     max_fit_rows: int | None = None) -> ChurnModels:
     """Fit the ML candidates on a random part of the training cutoff and choose on the rest.
 
     ``val_share`` of the training customers (stratified by label) are held back: there the
     candidates' AUCs pick the best model and isotonic calibrators are fitted, so the out-of-time
     test set is used for nothing but the final report. ``extra`` holds scores (higher = more
     likely to churn) of non-ML candidates for the same rows as ``X``; ``only`` restricts the ML
-    candidates (e.g. to refit the chosen one on newer data).
+    candidates (e.g. to refit the chosen one on newer data). ``max_fit_rows`` caps the rows the
+    ML models are fitted on: a larger fitting part is replaced by a random sample of that size,
+    stratified by label (the validation part is never sampled), so fitting time stays bounded on
+    very large customer bases; None fits on the whole fitting part.
     """
     from sklearn.isotonic import IsotonicRegression
     from sklearn.model_selection import train_test_split
@@ -557,6 +598,11 @@ def fit_churn_models(X: pd.DataFrame, y: pd.Series, *, extra: Mapping[str, np.nd
     yv = np.asarray(y, int)
     idx = np.arange(len(X))
     fit_i, val_i = train_test_split(idx, test_size=val_share, random_state=seed, stratify=yv)
+    if max_fit_rows is not None and len(fit_i) > max_fit_rows:
+        if max_fit_rows < 20:
+            raise ValueError(f"max_fit_rows must be at least 20; got {max_fit_rows!r}")
+        fit_i = train_test_split(fit_i, train_size=int(max_fit_rows), random_state=seed,
+                                 stratify=yv[fit_i])[0]
     models = make_models(seed, rf_trees)
     if only is not None:
         models = {k: v for k, v in models.items() if k in only}
@@ -608,7 +654,7 @@ def oracle_churn_probability(truth: pd.DataFrame, facts: Mapping, customers: pd.
     base_rate = tr["purchase_rate"].to_numpy(float)
     member = np.zeros(n, bool)
     if loyalty is not None and len(loyalty):
-        member = tr.index.isin(loyalty.loc[loyalty["enrolled_at"] < t, "customer_id"])
+        member = isin(tr.index, loyalty.loc[loyalty["enrolled_at"] < t, "customer_id"])
     rate = base_rate * np.where(member, float(facts.get("loyalty_rate_multiplier", 1.0)), 1.0)
     hazard = rate * exposure
     ro = facts.get("retention_offer")
@@ -618,7 +664,7 @@ def oracle_churn_probability(truth: pd.DataFrame, facts: Mapping, customers: pd.
         o0 = (pd.Timestamp(ro["start"]) - cfg.t0) / DAY
         a, b = max(day0, o0), min(day1, o0 + int(ro["days"]))
         if b > a:  # the offer multiplies the rate by (1 + uplift) during the overlap
-            offered = tr.index.isin(ex["customer_id"])
+            offered = isin(tr.index, ex["customer_id"])
             extra = clock.op(pidx, np.full(n, b)) - clock.op(pidx, np.full(n, a))
             hazard = hazard + np.where(offered, tr["offer_uplift"].to_numpy(float), 0.0) \
                 * rate * extra
@@ -684,7 +730,7 @@ def activity_drop_flags(activity: pd.DataFrame, cutoff: pd.Timestamp, customers:
 
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    a = activity[activity["customer_id"].isin(ids)]
+    a = activity[isin(activity["customer_id"], ids)]
     a = a[a[ts] < t]
     rec = a[a[ts] >= t - recent_days * DAY].groupby("customer_id").size()
     lo = t - (recent_days + baseline_days) * DAY
@@ -706,7 +752,7 @@ def time_to_next_purchase(orders: pd.DataFrame, cutoff: pd.Timestamp, until: pd.
     """
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    o = orders[orders["customer_id"].isin(ids)]
+    o = orders[isin(orders["customer_id"], ids)]
     hist, after = split_at(o, cutoff)
     last = hist.groupby("customer_id")["order_ts"].max().reindex(ids)
     end = _stop(until)

@@ -156,6 +156,36 @@ def test_auc_matches_sklearn_with_ties():
     assert lo < ch.auc(y, s) < hi
 
 
+def test_bootstrap_auc_ci_equals_resampling_with_sklearn():
+    """The counting formula must give exactly the AUCs of the resampled customers."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(size=300) + y, 1)  # ties
+    draws = np.random.default_rng(7)
+    reps = []
+    for _ in range(50):  # the same draws as the function makes with seed 7
+        i = draws.integers(0, 300, 300)
+        reps.append(roc_auc_score(y[i], s[i]))
+    lo, hi = ch.bootstrap_auc_ci(y, s, n_boot=50, seed=7, level=0.9)
+    assert lo == pytest.approx(np.quantile(reps, 0.05), abs=1e-12)
+    assert hi == pytest.approx(np.quantile(reps, 0.95), abs=1e-12)
+
+
+def test_fit_churn_models_caps_the_fitting_rows():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = pd.Series((X["a"] + rng.normal(size=400) > 0).astype(int))
+    fm = ch.fit_churn_models(X, y, seed=1, only=["logistic regression"], max_fit_rows=100)
+    lr = fm.models["logistic regression"][-1]
+    assert lr.n_features_in_ == 2
+    assert fm.models["logistic regression"][0].n_samples_seen_ == 100  # scaler saw the sample
+    full = ch.fit_churn_models(X, y, seed=1, only=["logistic regression"])
+    assert full.models["logistic regression"][0].n_samples_seen_ == 300  # 75 % of 400
+    assert fm.val_auc["logistic regression"] > 0.7  # still a useful model on the sample
+    with pytest.raises(ValueError, match="max_fit_rows"):
+        ch.fit_churn_models(X, y, only=["logistic regression"], max_fit_rows=5)
+
+
 def test_top_share_and_gains():
     y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
     s = np.arange(10)[::-1].astype(float)  # first rows have the highest scores
