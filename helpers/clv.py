@@ -64,43 +64,116 @@ def _day(ts) -> pd.Timestamp:
 # --------------------------------------------------------------------------------------------
 # Data preparation
 # --------------------------------------------------------------------------------------------
+NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class _CustomerDays:
+    """Transactions as integer arrays sorted by customer, then time (merged by day if asked).
+
+    ``ids`` are the customer ids in sorted order; ``code`` indexes ``ids``; ``day`` is days since
+    1970-01-01 (local calendar day: the time of day and any time zone are dropped); ``amount``
+    the transaction value (a day's sum when merged; NaN when unknown).
+    """
+
+    ids: pd.Index
+    code: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> "_CustomerDays":
+        return _CustomerDays(self.ids, self.code[mask], self.day[mask], self.amount[mask])
+
+
+def _customer_days(transactions: pd.DataFrame, customer_col: str, ts_col: str,
+                   amount_col: str | None, merge_same_day: bool,
+                   end: pd.Timestamp | None = None) -> _CustomerDays:
+    """Vectorized core of the data preparation: one factorization of the customer ids, integer
+    days, one stable sort; rows without a customer or a time, or after the ``end`` day, are
+    left out (they are not transactions of the period)."""
+    code, ids = _factorize_sorted(transactions[customer_col])
+    ts = transactions[ts_col]
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        ts = pd.to_datetime(ts, format="mixed")  # strings: each parsed on its own
+    ts = pd.DatetimeIndex(ts)
+    if ts.tz is not None:
+        ts = ts.tz_localize(None)  # local wall time, as .dt.normalize() keeps it
+    ns = ts.as_unit("ns").asi8
+    ok = (code >= 0) & ~ts.isna()
+    day = np.floor_divide(ns, NS_PER_DAY)
+    if end is not None:
+        ok &= day <= _day_number(end)
+    if amount_col:
+        amount = pd.to_numeric(transactions[amount_col]).to_numpy(dtype=float, na_value=np.nan)
+    else:
+        amount = np.full(len(code), np.nan)
+    code, day, ns, amount = code[ok], day[ok], ns[ok], amount[ok]
+    # stable sort: rows of one customer-day keep their input order (as in a pandas groupby)
+    order = np.lexsort((day if merge_same_day else ns, code))
+    code, day, amount = code[order], day[order], amount[order]
+    if merge_same_day and len(code):
+        new = np.empty(len(code), dtype=bool)
+        new[0] = True
+        new[1:] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
+        group = np.cumsum(new) - 1
+        # pandas' grouped sum (compensated, NaN when a day has no known amount) on integer keys
+        amount = (pd.Series(amount).groupby(group, sort=False).sum(min_count=1)
+                  .to_numpy(dtype=float))
+        code, day = code[new], day[new]
+    return _CustomerDays(ids, code, day, amount)
+
+
+def _factorize_sorted(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize(values, sort=True)``, faster for string ids: hash first, then sort only
+    the unique ids, as fixed-width numpy strings when they all are ``str`` (same order)."""
+    code, ids = pd.factorize(values)
+    ids = pd.Index(ids)
+    if len(ids) and ids.inferred_type == "string":
+        order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+    else:
+        order = np.argsort(ids.to_numpy(), kind="stable") if len(ids) else np.arange(0)
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    code = np.where(code >= 0, rank[np.maximum(code, 0)], -1)
+    return code, ids.take(order)
+
+
+def _day_number(ts: pd.Timestamp) -> int:
+    return int(pd.Timestamp(ts).as_unit("ns").value // NS_PER_DAY)
+
+
 def _transactions(transactions: pd.DataFrame, customer_col: str, ts_col: str,
                   amount_col: str | None, merge_same_day: bool,
                   end: pd.Timestamp | None = None) -> pd.DataFrame:
     """Columns customer_id, day, amount (merged by day if asked), sorted, up to ``end`` inclusive."""
-    cols = [customer_col, ts_col] + ([amount_col] if amount_col else [])
-    tx = transactions[cols].copy()
-    tx.columns = ["customer_id", "ts"] + (["amount"] if amount_col else [])
-    if not amount_col:
-        tx["amount"] = np.nan
-    if not pd.api.types.is_datetime64_any_dtype(tx["ts"]):
-        tx["ts"] = pd.to_datetime(tx["ts"], format="mixed")  # strings: each parsed on its own
-    tx["day"] = tx["ts"].dt.normalize()
-    if end is not None:
-        tx = tx[tx["day"] <= end]
-    if merge_same_day:
-        tx = (tx.groupby(["customer_id", "day"], sort=True, observed=True)["amount"]
-              .sum(min_count=1).reset_index())
-    else:
-        tx = tx.sort_values(["customer_id", "ts"], kind="mergesort")[["customer_id", "day", "amount"]]
-    return tx.reset_index(drop=True)
+    cd = _customer_days(transactions, customer_col, ts_col, amount_col, merge_same_day, end)
+    return pd.DataFrame({"customer_id": cd.ids.take(cd.code),
+                         "day": pd.to_datetime(cd.day * NS_PER_DAY),
+                         "amount": cd.amount})
 
 
-def _summary_from_tx(tx: pd.DataFrame, end: pd.Timestamp, unit_days: float) -> pd.DataFrame:
-    g = tx.groupby("customer_id", sort=True)
-    is_first = ~tx.duplicated("customer_id", keep="first")  # tx is sorted by customer, time
-    n = g.size()
-    first_day = g["day"].min()
-    last_day = g["day"].max()
-    repeat = tx[~is_first.to_numpy()]
-    rep_mean = repeat.groupby("customer_id")["amount"].mean()
+def _summary_arrays(cd: _CustomerDays, end: pd.Timestamp, unit_days: float) -> pd.DataFrame:
+    """Per-customer frequency / recency / T / monetary_value from sorted customer-days."""
+    n_rows = len(cd.code)
+    first = np.empty(n_rows, dtype=bool)
+    if n_rows:
+        first[0] = True
+        first[1:] = cd.code[1:] != cd.code[:-1]
+    starts = np.flatnonzero(first)
+    stops = np.append(starts[1:], n_rows)
+    codes = cd.code[starts]
+    first_day = cd.day[starts]
+    last_day = cd.day[stops - 1] if n_rows else first_day
+    repeat = ~first
+    # mean of the repeat transactions (NaN amounts skipped; 0 without a known repeat amount)
+    rep_mean = pd.Series(cd.amount[repeat]).groupby(cd.code[repeat], sort=True).mean()
+    monetary = rep_mean.reindex(codes).fillna(0.0).to_numpy(dtype=float)
     out = pd.DataFrame({
-        "frequency": (n - 1).astype(float),
-        "recency": (last_day - first_day).dt.days / unit_days,
-        "T": (end - first_day).dt.days / unit_days,
-    })
-    out["monetary_value"] = rep_mean.reindex(out.index).fillna(0.0)
-    out.index.name = "customer_id"
+        "frequency": (stops - starts - 1).astype(float),
+        "recency": (last_day - first_day) / unit_days,
+        "T": (_day_number(end) - first_day) / unit_days,
+        "monetary_value": monetary,
+    }, index=cd.ids.take(codes).rename("customer_id"))
     return out
 
 
@@ -119,8 +192,8 @@ def rfm_summary(transactions: pd.DataFrame, *, customer_col: str = "customer_id"
     """
     unit = _unit_days(time_unit)
     end = _day(observation_end)
-    tx = _transactions(transactions, customer_col, ts_col, amount_col, merge_same_day, end)
-    out = _summary_from_tx(tx, end, unit)
+    cd = _customer_days(transactions, customer_col, ts_col, amount_col, merge_same_day, end)
+    out = _summary_arrays(cd, end, unit)
     if amount_col is None:
         out["monetary_value"] = np.nan
     return out
@@ -143,13 +216,19 @@ def calibration_holdout(transactions: pd.DataFrame, *, calibration_end, observat
     if obs_end <= cal_end:
         raise ValueError(f"observation_end {obs_end:%Y-%m-%d} must be after calibration_end "
                          f"{cal_end:%Y-%m-%d}")
-    tx = _transactions(transactions, customer_col, ts_col, amount_col, merge_same_day, obs_end)
-    cal = _summary_from_tx(tx[tx["day"] <= cal_end], cal_end, unit)
+    cd = _customer_days(transactions, customer_col, ts_col, amount_col, merge_same_day, obs_end)
+    in_cal = cd.day <= _day_number(cal_end)
+    cal_cd = cd.subset(in_cal)
+    cal = _summary_arrays(cal_cd, cal_end, unit)
     cal.columns = [f"{c}_cal" for c in cal.columns]
-    hold = tx[(tx["day"] > cal_end) & tx["customer_id"].isin(cal.index)]
-    hg = hold.groupby("customer_id")["amount"]
-    cal["frequency_holdout"] = hg.size().reindex(cal.index).fillna(0).astype(float)
-    cal["monetary_value_holdout"] = hg.mean().reindex(cal.index).fillna(0.0)
+    cal_codes = np.unique(cal_cd.code)  # sorted, in the order of cal's rows
+    is_cal = np.zeros(len(cd.ids), dtype=bool)
+    is_cal[cal_codes] = True
+    hold = ~in_cal & is_cal[cd.code]
+    hcode = cd.code[hold]
+    cal["frequency_holdout"] = np.bincount(hcode, minlength=len(cd.ids))[cal_codes].astype(float)
+    hmean = pd.Series(cd.amount[hold]).groupby(hcode, sort=True).mean()
+    cal["monetary_value_holdout"] = hmean.reindex(cal_codes).fillna(0.0).to_numpy(dtype=float)
     if amount_col is None:
         cal["monetary_value_cal"] = np.nan
         cal["monetary_value_holdout"] = np.nan

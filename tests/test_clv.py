@@ -366,3 +366,52 @@ def test_sample_params_centre_on_the_estimates():
     f = rng.integers(1, 6, 800)
     gg = clv.GammaGammaModel().fit(f, m)
     assert set(pd.DataFrame(gg.sample_params(10, seed=2)).columns) == {"p", "q", "gamma"}
+
+
+# ------------------------------------------------------------------------------------------
+# The vectorized data preparation against a plain pandas groupby reference
+# ------------------------------------------------------------------------------------------
+def _reference_summary(tx: pd.DataFrame, end: str, unit: float) -> pd.DataFrame:
+    """Straightforward pandas: merge by customer-day, then per-customer aggregates."""
+    t = tx.dropna(subset=["customer_id", "order_ts"]).copy()
+    t["day"] = pd.to_datetime(t["order_ts"]).dt.normalize()
+    t = t[t["day"] <= pd.Timestamp(end)]
+    days = t.groupby(["customer_id", "day"])["amount"].sum(min_count=1).reset_index()
+    g = days.groupby("customer_id")
+    first = g["day"].transform("min")
+    rep = days[days["day"] > first].groupby("customer_id")["amount"].mean()
+    out = pd.DataFrame({"frequency": (g.size() - 1).astype(float),
+                        "recency": (g["day"].max() - g["day"].min()).dt.days / unit,
+                        "T": (pd.Timestamp(end) - g["day"].min()).dt.days / unit})
+    out["monetary_value"] = rep.reindex(out.index).fillna(0.0)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_vectorized_summary_matches_groupby_reference(dtype):
+    rng = np.random.default_rng(3)
+    n = 3000
+    ids = pd.Series([f"c{i:03d}" for i in rng.integers(0, 400, n)], dtype=dtype)
+    ids[rng.random(n) < 0.01] = None  # rows without a customer are not transactions
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 200 * 24, n), unit="h")
+    ts = pd.Series(ts).mask(rng.random(n) < 0.01)  # and neither are rows without a time
+    amount = pd.Series(rng.gamma(2.0, 30.0, n).round(2)).mask(rng.random(n) < 0.05)
+    tx = pd.DataFrame({"customer_id": ids, "order_ts": ts, "amount": amount})
+    # shuffled input: the result does not depend on the row order
+    tx = tx.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    got = clv.rfm_summary(tx, observation_end="2024-06-01", time_unit="W")
+    ref = _reference_summary(tx, "2024-06-01", 7.0)
+    assert list(got.index) == sorted(ref.index)
+    pd.testing.assert_frame_equal(got, ref.loc[got.index], check_exact=False, rtol=1e-12,
+                                  check_index_type=False, check_names=False)
+    # calibration summary = the summary at the calibration end; holdout days counted per customer
+    ch = clv.calibration_holdout(tx, calibration_end="2024-04-01", observation_end="2024-06-01",
+                                 time_unit="D")
+    cal = _reference_summary(tx, "2024-04-01", 1.0)
+    np.testing.assert_allclose(ch[["frequency_cal", "recency_cal", "T_cal",
+                                   "monetary_value_cal"]].to_numpy(),
+                               cal.loc[ch.index].to_numpy(), rtol=1e-12)
+    full = clv.rfm_summary(tx, observation_end="2024-06-01", time_unit="D")
+    np.testing.assert_allclose(ch["frequency_holdout"],
+                               full.loc[ch.index, "frequency"] - ch["frequency_cal"])
+    assert (ch["duration_holdout"] == 61).all()
