@@ -13,13 +13,19 @@ ARGS    ?=
 DATASET ?= synthetic
 CHAPTERS ?=
 PYTEST_ARGS ?=
+# Benchmark (bench/): sizes in customers, extra options of `python -m bench` (e.g.
+# BENCH_ARGS='--data-root /work/bench_data --record'); the peers live in their own venv.
+SIZES   ?= 10k,100k,1m
+BENCH_ARGS ?=
+PEER_VENV := bench/.venv-peers
+PEER_STAMP := $(PEER_VENV)/.installed
 
 # Notebooks run in kernels: let this environment's `python3` kernelspec win over user-wide ones,
 # and keep the debugger's frozen-modules notice off stderr.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv report test notebooks validate lock
+.PHONY: help venv report test notebooks validate lock bench bench-peers bench-peers-venv
 
 help:
 	@echo "make report [PARAMS=params/<name>.yaml] [OUT=<folder>] [ARGS='--chapters 02 -p seed=7']"
@@ -30,6 +36,10 @@ help:
 	@echo "make validate DATASET=<name|path>   print a dataset's data-quality report"
 	@echo "make venv             create .venv from requirements.lock (done by the others)"
 	@echo "make lock             re-freeze requirements.lock and environment.yml from .venv"
+	@echo "make bench [SIZES=10k,100k,1m] [BENCH_ARGS='--data-root DIR --record']"
+	@echo "                      benchmark every chapter per size + default run + peers"
+	@echo "make bench-peers [BENCH_ARGS='--peer-size 100k']"
+	@echo "                      only the peer comparison (lifetimes, mlxtend in $(PEER_VENV))"
 
 venv: $(STAMP)
 
@@ -58,3 +68,18 @@ lock: $(STAMP)
 	  > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
 	$(PY) tools/write_environment.py
 	touch $(STAMP)
+
+# The peers (lifetimes, mlxtend) are benchmark-only: a separate venv from a pinned list, never
+# the project .venv or requirements.lock.
+bench-peers-venv: $(PEER_STAMP)
+
+$(PEER_STAMP): bench/requirements-peers.txt
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --disable-pip-version-check -r bench/requirements-peers.txt
+	touch $(PEER_STAMP)
+
+bench: $(STAMP) $(PEER_STAMP)
+	$(PY) -m bench --sizes $(SIZES) $(BENCH_ARGS)
+
+bench-peers: $(STAMP) $(PEER_STAMP)
+	$(PY) -m bench --peers-only $(BENCH_ARGS)

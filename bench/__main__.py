@@ -1,0 +1,4 @@
+"""`python -m bench`: see bench.harness."""
+from bench.harness import main
+
+raise SystemExit(main())

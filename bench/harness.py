@@ -1,0 +1,406 @@
+"""The handbook benchmark (issue #10): ``python -m bench`` (``make bench``).
+
+For each size (default 10k, 100k, 1m customers):
+
+1. **data**: ``python -m helpers.synth --customers N --seed 42 --out bench/data/<size>``; an
+   existing folder is reused only when its stamp (``.bench_stamp.json``) holds the SHA-256 of the
+   current generator source, the same customers and seed. ``--data-root DIR`` uses
+   ``DIR/<size>`` when it exists (e.g. ``/work/bench_data``), checked against its stamp when it
+   has one.
+2. **chapters**: one runner process per chapter
+   (``python -m helpers.run --params params/default.yaml --chapters NN -p dataset=<dir>``), so
+   each is measured alone: wall time split into start-up, the runner's data check (its up-front
+   load of the dataset) and the chapter (the rest: kernel, notebook, HTML export), and the peak
+   RSS of the process tree (runner + kernel), polled with psutil.
+3. **rows**: rows per table from the run's ``data_quality.txt``.
+
+Then the exponents, the targets and the outputs: a table on stdout and ``results.json``,
+``results.csv``, ``SUMMARY.md`` in ``bench/results/<run id>/`` (run id = start time, UTC). Also:
+the default run (data/synthetic, all chapters in one runner call) as its own line, and the peer
+comparison (:mod:`bench.peers`). ``--record`` copies the three files to ``bench/reference/``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.measure import dir_bytes, machine_info, run_measured
+from helpers.paths import NOTEBOOKS, ROOT
+
+BENCH = ROOT / "bench"
+DATA = BENCH / "data"
+RESULTS = BENCH / "results"
+REFERENCE = BENCH / "reference"
+STAMP = ".bench_stamp.json"
+SEED = 42
+MARKERS = {"check": "Checking data:", "chapters": "Running "}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def generator_hash() -> str:
+    """SHA-256 over the generator's source (helpers/synth.py, or every file of helpers/synth/)."""
+    h = hashlib.sha256()
+    files = sorted((ROOT / "helpers").glob("synth.py")) + sorted(
+        (ROOT / "helpers" / "synth").rglob("*.py"))
+    for f in files:
+        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def read_stamp(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def stamp_matches(stamp: dict[str, Any] | None, customers: int, synth_hash: str) -> bool:
+    """True when a data folder's stamp says: same generator source, customers and seed."""
+    return bool(stamp) and stamp.get("synth_sha256") == synth_hash and \
+        stamp.get("customers") == customers and stamp.get("seed") == SEED
+
+
+def ensure_data(customers: int, data_root: Path | None, synth_hash: str,
+                rss_limit: int | None, data_dir: Path = DATA) -> dict[str, Any]:
+    """The dataset folder of one size: reused, taken from ``data_root`` or generated into
+    ``data_dir/<size>``."""
+    label = report.size_label(customers)
+    if data_root is not None:
+        cand = Path(data_root) / label
+        if (cand / "dataset.yaml").is_file():
+            stamp = read_stamp(cand)
+            if stamp is None:
+                return {"dir": str(cand), "source": "data root (no stamp: generator not verified)",
+                        "synth_sha256": None, "generation": None}
+            if stamp_matches(stamp, customers, synth_hash):
+                return {"dir": str(cand), "source": "data root (stamp matches the generator)",
+                        "synth_sha256": synth_hash, "generation": stamp.get("generation")}
+            log(f"  {cand}: stamp is for another generator source; using bench/data instead")
+    folder = data_dir / label
+    stamp = read_stamp(folder)
+    if (folder / "dataset.yaml").is_file() and stamp_matches(stamp, customers, synth_hash):
+        return {"dir": str(folder), "source": "reused (stamp matches the generator)",
+                "synth_sha256": synth_hash, "generation": stamp.get("generation")}
+    tmp = data_dir / f"{label}.partial"
+    for old in (tmp, folder):
+        if old.exists():
+            shutil.rmtree(old)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log(f"  generating {customers:,} customers into {folder} ...")
+    m = run_measured([sys.executable, "-m", "helpers.synth", "--customers", str(customers),
+                      "--seed", str(SEED), "--out", str(tmp)], cwd=ROOT,
+                     log_path=data_dir / f"{label}.synth.log", rss_limit=rss_limit)
+    if m.returncode != 0:
+        why = " (killed: RSS over --max-rss)" if m.killed_for_memory else ""
+        raise RuntimeError(f"generating {label} failed (exit {m.returncode}){why}; see "
+                           f"{data_dir / (label + '.synth.log')}")
+    tmp.rename(folder)
+    gen = {"wall_s": round(m.wall_s, 2), "peak_rss": m.peak_rss, "bytes": dir_bytes(folder)}
+    (folder / STAMP).write_text(json.dumps({"synth_sha256": synth_hash, "customers": customers,
+                                            "seed": SEED, "generation": gen}, indent=2),
+                                encoding="utf-8")
+    return {"dir": str(folder), "source": "generated", "synth_sha256": synth_hash,
+            "generation": gen}
+
+
+def parquet_rows(data_dir: Path) -> dict[str, int]:
+    """Rows per table from the Parquet metadata (fallback when no data-quality report)."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    cfg = yaml.safe_load((data_dir / "dataset.yaml").read_text(encoding="utf-8"))
+    out = {}
+    for table, rel in (cfg.get("tables") or {}).items():
+        p = data_dir / rel
+        if p.suffix == ".parquet" and p.is_file():
+            out[table] = pq.ParquetFile(p).metadata.num_rows
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# runs
+
+
+def runner_argv(params: str, out: Path, chapters: str | None = None,
+                dataset: str | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "helpers.run", "--params", params, "--out", str(out)]
+    if chapters:
+        argv += ["--chapters", chapters]
+    if dataset:
+        argv += ["-p", f"dataset={dataset}"]
+    return argv
+
+
+def phases(m) -> dict[str, Any]:
+    """Start-up / data check / rest split of a runner measurement (None where not reached)."""
+    t_check = m.marks.get("check")
+    t_run = m.marks.get("chapters")
+    return {"wall_s": round(m.wall_s, 3),
+            "startup_s": None if t_check is None else round(t_check, 3),
+            "data_check_s": None if t_check is None or t_run is None else round(t_run - t_check, 3),
+            "chapter_s": None if t_run is None else round(m.wall_s - t_run, 3),
+            "peak_rss": m.peak_rss, "peak_rss_chapter": m.peak_rss_after.get("chapters")}
+
+
+def read_runner_metrics(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def run_chapter(stem: str, data_dir: str, out: Path, params: str,
+                rss_limit: int | None) -> dict[str, Any]:
+    m = run_measured(runner_argv(params, out, stem.split("_", 1)[0], data_dir),
+                     markers=MARKERS, cwd=ROOT, log_path=out.with_suffix(".log"),
+                     rss_limit=rss_limit)
+    rec = phases(m)
+    st = (read_runner_metrics(out).get("status") or {}).get(stem, {})
+    ok = m.returncode == 0 and st.get("status") == "ok"
+    rec.update({"status": "ok" if ok else "failed", "returncode": m.returncode,
+                "runner_seconds": st.get("seconds"), "log": str(out.with_suffix(".log"))})
+    if not ok:
+        rec["error"] = ("killed: tree RSS over --max-rss" if m.killed_for_memory else
+                        st.get("error") or _tail(out.with_suffix(".log")))
+    return rec
+
+
+def _tail(path: Path, n: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def quality_rows(out: Path) -> dict[str, dict[str, int]]:
+    try:
+        return report.parse_quality_rows((out / "data_quality.txt").read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+
+
+def run_default(run_dir: Path, params: str, rss_limit: int | None) -> dict[str, Any]:
+    """The default run: all chapters in one runner call on the bundled data."""
+    out = run_dir / "runs" / "default"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log("default run (data/synthetic, all chapters, one runner call) ...")
+    m = run_measured(runner_argv(params, out), markers=MARKERS, cwd=ROOT,
+                     log_path=run_dir / "runs" / "default.log", rss_limit=rss_limit,
+                     echo=lambda line: log("  " + line) if line.startswith("[") else None)
+    rec = phases(m)
+    metrics = read_runner_metrics(out)
+    status = metrics.get("status") or {}
+    rows = quality_rows(out)
+    rec.update({"status": "ok" if m.returncode == 0 else "failed", "returncode": m.returncode,
+                "chapters": {s: v.get("seconds") for s, v in status.items()},
+                "rows": {t: v["rows_kept"] for t, v in rows.items()},
+                "rows_total": sum(v["rows_kept"] for v in rows.values()) or None,
+                "customers": (rows.get("customers") or {}).get("rows_kept")})
+    if m.returncode != 0:
+        rec["error"] = "killed: tree RSS over --max-rss" if m.killed_for_memory else _tail(
+            run_dir / "runs" / "default.log")
+    log(f"  default run: {rec['wall_s']:.1f} s, peak RSS {m.peak_rss / report.GIB:.2f} GiB, "
+        f"{rec['status']}")
+    return rec
+
+
+def run_size(customers: int, stems: list[str], run_dir: Path, params: str,
+             data_root: Path | None, synth_hash: str, rss_limit: int | None,
+             data_dir: Path = DATA) -> dict[str, Any]:
+    label = report.size_label(customers)
+    log(f"size {label} ({customers:,} customers)")
+    data = ensure_data(customers, data_root, synth_hash, rss_limit, data_dir)
+    log(f"  data: {data['dir']} ({data['source']})")
+    size: dict[str, Any] = {"label": label, "customers": customers, "data": data,
+                            "chapters": {}, "rows": {}, "rows_total": None}
+    base = run_dir / "runs" / label
+    base.mkdir(parents=True, exist_ok=True)
+    for stem in stems:
+        out = base / stem
+        rec = run_chapter(stem, data["dir"], out, params, rss_limit)
+        size["chapters"][stem] = rec
+        if not size["rows"]:
+            rows = quality_rows(out)
+            if rows:
+                size["rows"] = {t: v["rows_kept"] for t, v in rows.items()}
+                size["rows_set_aside"] = {t: v["rows_set_aside"] for t, v in rows.items()}
+        tail = (f"{rec['chapter_s']:.1f} s (+ data check {rec['data_check_s']:.1f} s), "
+                f"peak RSS {rec['peak_rss'] / report.GIB:.2f} GiB"
+                if rec["status"] == "ok" else f"FAILED: {rec.get('error')}")
+        log(f"  {stem}: {tail}")
+    if not size["rows"]:
+        size["rows"] = parquet_rows(Path(data["dir"]))
+        size["rows_source"] = "parquet metadata (rows in)"
+    size["rows_total"] = sum(size["rows"].values())
+    size["totals"] = report.size_totals(size["chapters"])
+    return size
+
+
+def git_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    return {"commit": git("rev-parse", "--short=12", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def finish(results: dict[str, Any], run_dir: Path) -> dict[str, Path]:
+    results["exponents"] = report.compute_exponents(results["sizes"])
+    results["targets"] = report.evaluate_targets(results)
+    return report.write_all(run_dir, results)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10k,100k,1m",
+                    help="comma-separated customer counts (10k, 100k, 1m, 2500, ...)")
+    ap.add_argument("--chapters", default=None,
+                    help="chapters to run, e.g. 01,05 (default: all)")
+    ap.add_argument("--params", default="params/default.yaml", help="runner params file")
+    ap.add_argument("--data-root", default=None,
+                    help="use DIR/<size> when it exists (e.g. /work/bench_data) instead of "
+                         "generating bench/data/<size>")
+    ap.add_argument("--data-dir", default=str(DATA),
+                    help="where generated data goes (default bench/data; git-ignored)")
+    ap.add_argument("--no-default", action="store_true", help="skip the default run")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
+    ap.add_argument("--peers-only", action="store_true",
+                    help="only the peer comparison (make bench-peers)")
+    ap.add_argument("--peer-size", default=None,
+                    help="size whose orders feed the peer comparison (default: 100k if among "
+                         "--sizes, else the largest size up to 100k)")
+    ap.add_argument("--peer-python", default=None,
+                    help="python of the peer venv (default bench/.venv-peers/bin/python)")
+    ap.add_argument("--max-rss", default="20",
+                    help="GiB: kill a measured process tree above this (protects a shared "
+                         "machine; 0 = no limit)")
+    ap.add_argument("--peer-max-rss", default="6", help="GiB: the same for the peer processes")
+    ap.add_argument("--out", default=str(RESULTS), help="parent folder of the run folders")
+    ap.add_argument("--record", action="store_true",
+                    help="copy SUMMARY.md, results.json, results.csv to bench/reference/")
+    return ap
+
+
+def _gib_limit(text: str) -> int | None:
+    v = float(text)
+    return None if v <= 0 else int(v * report.GIB)
+
+
+def choose_peer_size(sizes: list[int], explicit: str | None) -> int:
+    if explicit:
+        return report.parse_size(explicit)
+    if 100_000 in sizes:
+        return 100_000
+    small = [s for s in sizes if s <= 100_000]
+    return max(small) if small else min(sizes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.chdir(ROOT)
+    os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    try:
+        sizes = report.parse_sizes(args.sizes)
+        peer_size = choose_peer_size(sizes, args.peer_size)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from helpers.run import ConfigError, discover, select
+
+    try:
+        stems = select(list(discover(NOTEBOOKS)), args.chapters)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rss_limit = _gib_limit(args.max_rss)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ") + ("-peers" if args.peers_only else "")
+    run_dir = Path(args.out).absolute() / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    machine = machine_info()
+    load1 = (machine.get("load_avg_1_5_15") or [0])[0]
+    results: dict[str, Any] = {
+        "run_id": run_id, "started": started.isoformat(timespec="seconds"), "finished": None,
+        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine, "git": git_info(), "under_load": load1 > 0.5,
+        "options": {"sizes": [report.size_label(s) for s in sizes], "chapters": stems,
+                    "params": args.params, "data_root": args.data_root,
+                    "max_rss_gib": args.max_rss},
+        "sizes": [], "default_run": None, "peers": None, "notes": [],
+    }
+    log(f"benchmark run {run_id} -> {run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}")
+    synth_hash = generator_hash()
+    data_root = Path(args.data_root) if args.data_root else None
+    try:
+        if not args.peers_only:
+            if not args.no_default:
+                results["default_run"] = run_default(run_dir, args.params, rss_limit)
+                finish(results, run_dir)
+            for n in sizes:
+                results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
+                                                 synth_hash, rss_limit, Path(args.data_dir)))
+                finish(results, run_dir)
+        if not args.no_peers:
+            from bench.peers import PEER_PYTHON, run_peers
+
+            pdata = ensure_data(peer_size, data_root, synth_hash, rss_limit, Path(args.data_dir))
+            results["peers"] = run_peers(
+                run_dir / "peers", Path(pdata["dir"]),
+                peer_python=Path(args.peer_python) if args.peer_python else PEER_PYTHON,
+                rss_limit=_gib_limit(args.peer_max_rss), echo=log)
+            results["peers"]["size"] = report.size_label(peer_size)
+    except KeyboardInterrupt:
+        results["notes"].append("interrupted: partial results")
+        log("interrupted; writing partial results")
+    end = machine_info()
+    results["load_avg_end"] = end.get("load_avg_1_5_15")
+    results["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    paths = finish(results, run_dir)
+    print()
+    print(report.format_text_table(report.time_table(results)))
+    print()
+    for t in results["targets"]:
+        print(f"  [{ {True: 'met', False: 'NOT MET', None: 'n/a'}[t['met']] :>7}] {t['target']}: "
+              f"{t['gap']}")
+    if results.get("peers") and not results["peers"].get("error"):
+        print()
+        for row in results["peers"]["rows"]:
+            ratio = "—" if row.get("ratio") is None else f"{row['ratio']:.1f}x"
+            print(f"  peer: {row['name']}: {ratio}, {row['same']}")
+    elif results.get("peers"):
+        print(f"\n  peers: {results['peers']['error']}")
+    print(f"\nresults: {paths['summary'].parent}")
+    if args.record:
+        REFERENCE.mkdir(parents=True, exist_ok=True)
+        for p in paths.values():
+            shutil.copy2(p, REFERENCE / p.name)
+        print(f"recorded: {REFERENCE.relative_to(ROOT)}/ (commit it)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""Tests of the benchmark harness (bench/): sizes, growth exponents, totals, target marking, the
+table / CSV / JSON / SUMMARY.md writers on fake measurements, the measuring of a process tree,
+the peer comparison logic on fake outputs, and one tiny end-to-end run (slow).
+
+No timing is asserted: timings belong in the benchmark's results, not in tests.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.measure import run_measured
+
+GIB = report.GIB
+
+
+# --------------------------------------------------------------------------------------------
+# sizes and exponents
+
+
+@pytest.mark.parametrize("text,n", [("10k", 10_000), ("100K", 100_000), ("1m", 1_000_000),
+                                    ("2500", 2500), ("1.5k", 1500), (" 2k ", 2000)])
+def test_parse_size(text, n):
+    assert report.parse_size(text) == n
+    assert report.parse_size(report.size_label(n)) == n
+
+
+@pytest.mark.parametrize("bad", ["", "ten", "1.2345k", "0", "-5k", "3g"])
+def test_parse_size_rejects(bad):
+    with pytest.raises(ValueError):
+        report.parse_size(bad)
+
+
+def test_parse_sizes_sorted_unique():
+    assert report.parse_sizes("1m,10k,100k,10k") == [10_000, 100_000, 1_000_000]
+    with pytest.raises(ValueError):
+        report.parse_sizes(" , ")
+
+
+def test_growth_exponent_maths():
+    # t = c * n^e  =>  the exponent is recovered from any two sizes
+    for e in (0.5, 1.0, 1.15, 2.0):
+        t1, t2 = 3.0 * 10_000 ** e, 3.0 * 1_000_000 ** e
+        assert report.growth_exponent(10_000, t1, 1_000_000, t2) == pytest.approx(e)
+    assert report.growth_exponent(10, 4.0, 100, 40.0) == pytest.approx(1.0)
+    assert report.growth_exponent(10, 4.0, 100, 4.0) == pytest.approx(0.0)
+    assert report.growth_exponent(10, 4.0, 100, 400.0) == pytest.approx(2.0)
+    # undefined: a missing or non-positive time, equal sizes
+    assert report.growth_exponent(10, None, 100, 4.0) is None
+    assert report.growth_exponent(10, 0.0, 100, 4.0) is None
+    assert report.growth_exponent(10, 1.0, 10, 4.0) is None
+
+
+def test_exponent_pairs_consecutive_and_sorted():
+    pairs = report.exponent_pairs([("100k", 100_000, 50.0), ("10k", 10_000, 10.0),
+                                   ("1m", 1_000_000, None)])
+    assert [(p["from"], p["to"]) for p in pairs] == [("10k", "100k"), ("100k", "1m")]
+    assert pairs[0]["e"] == pytest.approx(math.log(5) / math.log(10))
+    assert pairs[1]["e"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# fake measurements
+
+
+def _chapter(chapter_s, *, check=5.0, startup=1.0, rss=1 * GIB, status="ok"):
+    return {"status": status, "wall_s": startup + check + chapter_s, "startup_s": startup,
+            "data_check_s": check, "chapter_s": chapter_s, "peak_rss": rss,
+            "peak_rss_chapter": rss}
+
+
+def _size(label, n, times, *, check=5.0, rss=1 * GIB, failed=()):
+    chapters = {stem: _chapter(t, check=check, rss=rss,
+                               status="failed" if stem in failed else "ok")
+                for stem, t in times.items()}
+    return {"label": label, "customers": n, "chapters": chapters,
+            "data": {"dir": f"/x/{label}", "source": "generated",
+                     "generation": {"wall_s": 3.0, "peak_rss": GIB}},
+            "rows": {"orders": 33 * n // 10, "order_lines": 74 * n // 10, "events": 53 * n},
+            "rows_total": 60 * n, "totals": report.size_totals(chapters)}
+
+
+def _results(big_times, *, big_rss=4 * GIB, default_s=150.0, failed=()):
+    sizes = [_size("10k", 10_000, {"01_a": 10.0, "02_b": 20.0}),
+             _size("100k", 100_000, {"01_a": 100.0, "02_b": 200.0})]
+    if big_times is not None:
+        sizes.append(_size("1m", 1_000_000, big_times, check=60.0, rss=big_rss, failed=failed))
+    res = {"run_id": "20260101T000000Z", "command": "python -m bench", "sizes": sizes,
+           "machine": {"cpus": 2, "memory_bytes": 24 * GIB, "python": "3.11",
+                       "load_avg_1_5_15": [0.1, 0.1, 0.1]},
+           "default_run": {"status": "ok", "wall_s": default_s, "data_check_s": 5.0,
+                           "startup_s": 1.0, "peak_rss": GIB, "chapters": {"01_a": 70.0},
+                           "rows": {"orders": 66_000}, "rows_total": 1_300_000,
+                           "customers": 20_000},
+           "peers": None, "git": {"commit": "abc", "dirty": False}}
+    res["exponents"] = report.compute_exponents(res["sizes"])
+    res["targets"] = report.evaluate_targets(res)
+    return res
+
+
+def test_size_totals_one_data_check_plus_chapters():
+    tot = report.size_totals({"a": _chapter(10.0, check=4.0, startup=1.0),
+                              "b": _chapter(20.0, check=6.0, startup=1.0),
+                              "c": _chapter(30.0, check=5.0, startup=1.0, rss=3 * GIB)})
+    assert tot["startup_and_check_s"] == pytest.approx(6.0)  # median of 5, 7, 6
+    assert tot["data_check_s"] == pytest.approx(5.0)
+    assert tot["handbook_s"] == pytest.approx(6.0 + 60.0)
+    assert tot["peak_rss"] == 3 * GIB
+    assert tot["failed"] == []
+    bad = report.size_totals({"a": _chapter(10.0), "b": _chapter(5.0, status="failed")})
+    assert bad["handbook_s"] is None and bad["failed"] == ["b"]
+
+
+def _target(res, tid):
+    return next(t for t in res["targets"] if t["id"] == tid)
+
+
+def test_targets_met_and_not_met_with_gaps():
+    # 1m: chapter 01 linear (1000 s), chapter 02 grows faster (2000 -> 4000 s: e = 1.30)
+    res = _results({"01_a": 1000.0, "02_b": 4000.0}, big_rss=13 * GIB, default_s=150.0)
+    assert _target(res, "default_run")["met"] is True
+    t = _target(res, "1m_time")
+    assert t["met"] is False
+    assert t["measured"] == pytest.approx(1.0 + 60.0 + 5000.0)
+    assert "NOT met" in t["gap"] and "over" in t["gap"]
+    m = _target(res, "1m_memory")
+    assert m["met"] is False and "13.00 GiB" in m["gap"]
+    g1, g2 = _target(res, "growth_01_a"), _target(res, "growth_02_b")
+    assert g1["met"] is True and g1["measured"] == pytest.approx(1.0)
+    assert g2["met"] is False and g2["measured"] == pytest.approx(math.log(20) / math.log(10))
+    assert "100k->1m" in g2["gap"]
+    assert _target(res, "peer_speed")["met"] is None
+
+
+def test_targets_met_within_limits():
+    res = _results({"01_a": 900.0, "02_b": 200.0}, big_rss=10 * GIB, default_s=100.0)
+    assert _target(res, "1m_time")["met"] is True
+    assert "headroom" in _target(res, "1m_time")["gap"]
+    assert _target(res, "1m_memory")["met"] is True
+    assert _target(res, "growth_02_b")["met"] is True  # e = 0 between 100k and 1m
+
+
+def test_targets_not_measured_without_1m_and_failed_chapter():
+    res = _results(None, default_s=200.0)
+    assert _target(res, "default_run")["met"] is False
+    assert _target(res, "1m_time")["met"] is None
+    assert "1m not in this run" in _target(res, "1m_time")["gap"]
+    failed = _results({"01_a": 900.0, "02_b": 300.0}, failed=("02_b",))
+    t = _target(failed, "1m_time")
+    assert t["met"] is None and "02_b" in t["gap"]
+    # the failed chapter has no exponent to 1m; its 10k->100k pair still counts
+    assert _target(failed, "growth_02_b")["measured"] == pytest.approx(1.0)
+
+
+def test_peer_targets_marked():
+    res = _results(None)
+    res["peers"] = {"summary": {"speed_ratio": 3.0, "identical": True, "identical_note": "ok"},
+                    "rows": []}
+    res["targets"] = report.evaluate_targets(res)
+    t = _target(res, "peer_speed")
+    assert t["met"] is False and "short" in t["gap"]
+    assert _target(res, "peer_identical")["met"] is True
+
+
+def test_writers_from_fake_measurements(tmp_path):
+    res = _results({"01_a": 1000.0, "02_b": 4000.0})
+    paths = report.write_all(tmp_path, res)
+    back = json.loads(paths["json"].read_text())
+    assert back["sizes"][2]["chapters"]["02_b"]["chapter_s"] == 4000.0
+    rows = list(csv.DictReader(paths["csv"].open()))
+    # 3 sizes x (2 chapters + total) + the default run
+    assert len(rows) == 3 * 3 + 1
+    row = next(r for r in rows if r["size"] == "1m" and r["step"] == "02_b")
+    assert float(row["seconds"]) == 4000.0
+    assert float(row["e_from_previous"]) == pytest.approx(math.log(20) / math.log(10), abs=1e-3)
+    assert float(row["peak_rss_mib"]) == 4 * 1024
+    md = paths["summary"].read_text()
+    assert "## Targets" in md and "**NOT met**" in md
+    assert "| 02_b | 20.0 | 200 | 4000 | 1.00 | 1.30 |" in md
+    assert "e 10k→100k" in md and "e 100k→1m" in md
+    text = report.format_text_table(report.time_table(res))
+    assert text.splitlines()[0].split()[0] == "step"
+    assert "handbook total" in text
+
+
+def test_parse_quality_rows():
+    text = """Dataset 'x' (format tables)
+
+Rows per table (rows_in = rows_kept + rows_set_aside; repaired rows are kept):
+      table  rows_in  rows_kept  rows_repaired  rows_set_aside
+  customers    20000      20000             48               0
+order_lines   148152     147715              0             437
+
+Issues (7):
+"""
+    rows = report.parse_quality_rows(text)
+    assert rows == {"customers": {"rows_in": 20000, "rows_kept": 20000, "rows_set_aside": 0},
+                    "order_lines": {"rows_in": 148152, "rows_kept": 147715,
+                                    "rows_set_aside": 437}}
+    assert report.parse_quality_rows("no table here") == {}
+
+
+def test_stamp_matches():
+    from bench.harness import SEED, stamp_matches
+
+    stamp = {"synth_sha256": "h", "customers": 10, "seed": SEED}
+    assert stamp_matches(stamp, 10, "h")
+    assert not stamp_matches(stamp, 10, "other generator")
+    assert not stamp_matches(stamp, 11, "h")
+    assert not stamp_matches({**stamp, "seed": SEED + 1}, 10, "h")
+    assert not stamp_matches(None, 10, "h")
+
+
+# --------------------------------------------------------------------------------------------
+# measuring a process tree
+
+
+CHILD = """
+import sys, time
+print("Checking data: x", flush=True)
+time.sleep(0.5)
+print("Running 1 chapter(s)", flush=True)
+block = bytearray(int(sys.argv[1]) * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+time.sleep(1.0)
+"""
+
+
+def test_run_measured_marks_and_tree_memory(tmp_path):
+    # the memory is allocated by a grandchild: the tree's RSS must include it
+    parent = ("import subprocess, sys; "
+              f"sys.exit(subprocess.call([sys.executable, '-c', {CHILD!r}, '300']))")
+    m = run_measured([sys.executable, "-c", parent], markers={"check": "Checking data:",
+                                                              "run": "Running "},
+                     log_path=tmp_path / "log.txt", interval=0.05)
+    assert m.returncode == 0
+    assert 0 <= m.marks["check"] <= m.marks["run"] <= m.wall_s
+    assert m.peak_rss >= 300 * 1024 * 1024
+    assert m.peak_rss_after["run"] >= 300 * 1024 * 1024
+    assert "Running 1 chapter(s)" in (tmp_path / "log.txt").read_text()
+
+
+def test_run_measured_kills_tree_over_limit():
+    m = run_measured([sys.executable, "-c", CHILD, "600"], rss_limit=200 * 1024 * 1024,
+                     interval=0.05)
+    assert m.killed_for_memory
+    assert m.returncode != 0
+
+
+# --------------------------------------------------------------------------------------------
+# the peer comparison logic on fake outputs
+
+
+def _write_side(d: Path, summary, cal, rules, timings, fit=None):
+    d.mkdir(parents=True)
+    summary.to_parquet(d / "summary.parquet")
+    cal.to_parquet(d / "calibration.parquet")
+    rules.to_parquet(d / "rules.parquet")
+    (d / "timings.json").write_text(json.dumps({"timings": timings, **(fit or {})}))
+
+
+def test_peer_compare_detects_identical_and_differences(tmp_path):
+    from bench.peers import compare
+
+    summ = pd.DataFrame({"customer_id": ["a", "b"], "frequency": [1.0, 0.0],
+                         "recency": [2.0, 0.0], "T": [3.0, 1.0], "monetary_value": [5.0, 0.0]})
+    cal = pd.DataFrame({"customer_id": ["a", "b"], "frequency_cal": [1.0, 0.0],
+                        "recency_cal": [1.0, 0.0], "T_cal": [2.0, 1.0],
+                        "monetary_value_cal": [5.0, 0.0], "frequency_holdout": [1.0, 0.0],
+                        "monetary_value_holdout": [8.0, 0.0], "duration_holdout": [1.0, 1.0]})
+    rules = pd.DataFrame({"antecedent": ["x", "y"], "consequent": ["y", "x"],
+                          "support": [0.1, 0.1], "confidence": [0.5, 0.25], "lift": [2.0, 2.0]})
+    params = {"r": 1.0, "alpha": 2.0, "a": 0.5, "b": 3.0}
+    hb_t = {"summary": [0.1, 0.05], "calibration": [0.1, 0.1], "bgnbd_fit": [0.2],
+            "pair_rules": [0.1]}
+    peer_t = {"summary": [0.5], "calibration": [2.0], "bgnbd_fit": [0.4],
+              "rules_encode": [0.1], "rules_mine": [0.4]}
+    _write_side(tmp_path / "handbook", summ, cal, rules, hb_t,
+                {"fit": {"params": params, "log_likelihood": -10.0}})
+    peer_cal = cal.copy()
+    peer_cal.loc[0, "monetary_value_holdout"] = 4.0  # e.g. a mean over rows, not days
+    peer_rules = rules.iloc[[0]].copy()
+    peer_rules["lift"] = 2.5
+    _write_side(tmp_path / "peer", summ.iloc[::-1], peer_cal, peer_rules, peer_t,
+                {"fit": {"error": "ConvergenceError"}, "versions": {"lifetimes": "0.11.3"}})
+    res = compare(tmp_path / "handbook", tmp_path / "peer")
+    rows = {r["name"].split(" (")[0]: r for r in res["rows"]}
+    assert res["summary_diff"]["identical"]  # row order does not matter
+    assert rows["calibration/holdout"]["same"] == "identical except monetary_value_holdout"
+    assert res["calibration_diff"]["columns"]["monetary_value_holdout"]["n_differ"] == 1
+    assert res["summary"]["speed_ratio"] == pytest.approx((0.5 + 2.0) / (0.05 + 0.1))
+    assert res["summary"]["identical"] is True
+    assert rows["BG/NBD fit"]["same"] == "peer failed"
+    r = rows["pair rules"]
+    assert r["same"] == "**differs**" and "1 only by the handbook" in r["details"]
+    assert "lift 5.0e-01" in r["details"]
+
+
+# --------------------------------------------------------------------------------------------
+# end to end (tiny)
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_tiny(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--sizes", "2k", "--chapters", "03", "--no-default",
+         "--no-peers", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "res"),
+         "--max-rss", "6"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = list((tmp_path / "res").iterdir())
+    res = json.loads((run_dir / "results.json").read_text())
+    (size,) = res["sizes"]
+    ch = size["chapters"]["03_rfm_segments"]
+    assert ch["status"] == "ok", ch
+    assert ch["chapter_s"] > 0 and ch["data_check_s"] > 0 and ch["peak_rss"] > 0
+    assert size["rows"]["customers"] == 2000 and size["rows"]["orders"] > 2000
+    assert size["data"]["source"] == "generated"
+    stamp = json.loads((tmp_path / "data" / "2k" / ".bench_stamp.json").read_text())
+    assert stamp["customers"] == 2000 and len(stamp["synth_sha256"]) == 64
+    assert (run_dir / "SUMMARY.md").read_text().count("03_rfm_segments") >= 2
+    assert (run_dir / "results.csv").exists()
+    assert "03_rfm_segments" in proc.stdout
