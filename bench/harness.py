@@ -18,6 +18,9 @@ Then the exponents, the targets and the outputs: a table on stdout and ``results
 ``results.csv``, ``SUMMARY.md`` in ``bench/results/<run id>/`` (run id = start time, UTC). Also:
 the default run (data/synthetic, all chapters in one runner call) as its own line, and the peer
 comparison (:mod:`bench.peers`). ``--record`` copies the three files to ``bench/reference/``.
+
+Exit code 0 when everything was measured (whether the targets are met or not), 1 when a chapter,
+the default run, a size's data or the peer comparison failed (the results are written anyway).
 """
 from __future__ import annotations
 
@@ -371,17 +374,25 @@ def main(argv: list[str] | None = None) -> int:
                 results["default_run"] = run_default(run_dir, args.params, rss_limit)
                 finish(results, run_dir)
             for n in sizes:
-                results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
-                                                 synth_hash, rss_limit, Path(args.data_dir)))
+                try:
+                    results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
+                                                     synth_hash, rss_limit, Path(args.data_dir)))
+                except RuntimeError as exc:  # e.g. the generator failed: the other sizes go on
+                    results["notes"].append(f"size {report.size_label(n)} not measured: {exc}")
+                    log(f"  error: {exc}")
                 finish(results, run_dir)
         if not args.no_peers:
             from bench.peers import PEER_PYTHON, run_peers
 
-            pdata = ensure_data(peer_size, data_root, synth_hash, rss_limit, Path(args.data_dir))
-            results["peers"] = run_peers(
-                run_dir / "peers", Path(pdata["dir"]),
-                peer_python=Path(args.peer_python) if args.peer_python else PEER_PYTHON,
-                rss_limit=_gib_limit(args.peer_max_rss), echo=log)
+            try:
+                pdata = ensure_data(peer_size, data_root, synth_hash, rss_limit,
+                                    Path(args.data_dir))
+                results["peers"] = run_peers(
+                    run_dir / "peers", Path(pdata["dir"]),
+                    peer_python=Path(args.peer_python) if args.peer_python else PEER_PYTHON,
+                    rss_limit=_gib_limit(args.peer_max_rss), echo=log)
+            except (RuntimeError, OSError, ValueError) as exc:
+                results["peers"] = {"error": f"{type(exc).__name__}: {exc}"}
             results["peers"]["size"] = report.size_label(peer_size)
     except KeyboardInterrupt:
         results["notes"].append("interrupted: partial results")
@@ -409,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         for p in paths.values():
             shutil.copy2(p, REFERENCE / p.name)
         print(f"recorded: {REFERENCE.relative_to(ROOT)}/ (commit it)")
+    failed = [f"{s['label']}/{c}" for s in results["sizes"] for c in s["totals"]["failed"]]
+    if results.get("default_run") and results["default_run"].get("status") != "ok":
+        failed.append("default run")
+    if results.get("peers") and results["peers"].get("error"):
+        failed.append("peers")
+    failed += [n for n in results["notes"] if n.startswith("size ")]
+    if failed:  # a target not met is a result; a run that could not be measured is an error
+        print(f"error: not measured: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
