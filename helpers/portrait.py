@@ -684,23 +684,41 @@ def _limits():
 
 def _order_by_size(labels: np.ndarray) -> np.ndarray:
     """Relabel clusters 1..k by decreasing size (ties by smallest original label)."""
-    labels = np.asarray(labels)
-    uniq, counts = np.unique(labels, return_counts=True)
-    order = uniq[np.lexsort((uniq, -counts))]
-    mapping = {old: new for new, old in enumerate(order, start=1)}
-    return np.array([mapping[v] for v in labels], dtype=int)
+    uniq, inv, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    new = np.empty(len(uniq), dtype=int)
+    new[np.lexsort((uniq, -counts))] = np.arange(1, len(uniq) + 1)
+    return new[inv.reshape(-1)]
 
 
-def fit_kmeans(X: pd.DataFrame | np.ndarray, k: int, seed: int, n_init: int = 10
-               ) -> tuple[np.ndarray, KMeans]:
-    """K-means labels (1..k, largest segment first) and the fitted model."""
+def _fit_rows(n: int, fit_sample: int | None, seed: int) -> np.ndarray | None:
+    """Sorted seeded sample of ``fit_sample`` row numbers out of ``n``; ``None`` = all rows."""
+    if fit_sample is None or n <= fit_sample:
+        return None
+    if fit_sample < 2:
+        raise ValueError(f"fit_sample must be at least 2; got {fit_sample}")
+    return np.sort(np.random.default_rng(seed).choice(n, int(fit_sample), replace=False))
+
+
+def fit_kmeans(X: pd.DataFrame | np.ndarray, k: int, seed: int, n_init: int = 10,
+               fit_sample: int | None = None) -> tuple[np.ndarray, KMeans]:
+    """K-means labels (1..k, largest segment first) and the fitted model.
+
+    With ``fit_sample`` and more customers than that, the centres are fitted on a seeded random
+    sample of ``fit_sample`` customers and *every* customer is then assigned to its nearest
+    centre (K-means' own assignment step). A random sample of a few hundred thousand customers
+    places k centres as well as the whole base does; the cost no longer grows with the base.
+    """
     A = np.asarray(X, dtype=float)
     if not 1 < k < len(A):
         raise ValueError(f"k must be between 2 and the number of customers - 1; got k={k}, "
                          f"n={len(A)}")
+    rows = _fit_rows(len(A), fit_sample, seed)
     with _limits():
-        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(A)
-    return _order_by_size(km.labels_), km
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+        if rows is None:
+            return _order_by_size(km.fit(A).labels_), km
+        lab = km.fit(A[rows]).predict(A)
+    return _order_by_size(lab), km
 
 
 def fit_gmm(X: pd.DataFrame | np.ndarray, k: int, seed: int, covariance_type: str = "diag",
@@ -742,7 +760,7 @@ def scan_k(X: pd.DataFrame | np.ndarray, ks: Iterable[int], seed: int,
             for b in range(n_boot):
                 idx = rng.choice(len(S), len(S), replace=True)
                 kb = KMeans(n_clusters=k, n_init=3, random_state=seed + 1 + b).fit(S[idx])
-                aris.append(adjusted_rand_score(lab, kb.predict(S)))
+                aris.append(adjusted_rand(lab, kb.predict(S)))
             rows.append({"k": int(k),
                          "silhouette": float(silhouette_score(S, lab)),
                          "davies_bouldin": float(davies_bouldin_score(S, lab)),
@@ -796,13 +814,53 @@ def bootstrap_stability(X: pd.DataFrame | np.ndarray, labels: np.ndarray, k: int
         for b in range(n_boot):
             idx = rng.choice(len(A), m, replace=True)
             kb = KMeans(n_clusters=k, n_init=3, random_state=seed + 101 + b).fit(A[idx])
-            out.append(adjusted_rand_score(labels, kb.predict(A)))
+            out.append(adjusted_rand(labels, kb.predict(A)))
     return np.array(out)
 
 
 # --------------------------------------------------------------------------------------------
 # Truth checks and baselines
 # --------------------------------------------------------------------------------------------
+
+
+def _label_codes(x: pd.Series | np.ndarray) -> np.ndarray:
+    """Integer codes 0..m-1 of any labels (strings, ints, categoricals)."""
+    values = x if isinstance(x, (pd.Series, np.ndarray)) else np.asarray(x, dtype=object)
+    return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64)
+
+
+def _ari_from_table(table: np.ndarray) -> float:
+    """Adjusted Rand index from a contingency table of counts (sklearn's pair-count formula)."""
+    t = np.asarray(table, dtype=np.int64)
+    n = np.int64(t.sum())
+    n_c, n_k = t.sum(axis=1), t.sum(axis=0)
+    sum_squares = (t ** 2).sum()
+    tp = int(sum_squares - n)
+    fp = int((t @ n_k).sum() - sum_squares)
+    fn = int((t.T @ n_c).sum() - sum_squares)
+    tn = int(n * n - fp - fn - sum_squares)
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+def adjusted_rand(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> float:
+    """Adjusted Rand index of two labellings of the same customers.
+
+    The same number as ``sklearn.metrics.adjusted_rand_score``, computed from a dense
+    contingency table counted with ``bincount``: linear in the number of customers (sklearn
+    sorts both label arrays on every call), which matters for bootstraps over a million
+    customers. Labellings with very many distinct labels fall back to sklearn.
+    """
+    ca, cb = _label_codes(a), _label_codes(b)
+    if len(ca) != len(cb):
+        raise ValueError(f"labellings differ in length: {len(ca)} vs {len(cb)}")
+    if len(ca) == 0:
+        return 1.0
+    ka, kb = int(ca.max()) + 1, int(cb.max()) + 1
+    if ka * kb > 10_000_000:
+        return float(adjusted_rand_score(ca, cb))
+    return _ari_from_table(np.bincount(ca * kb + cb, minlength=ka * kb).reshape(ka, kb))
 
 
 def persona_recovery(labels: pd.Series, persona: pd.Series) -> tuple[float, pd.DataFrame]:
@@ -814,7 +872,7 @@ def persona_recovery(labels: pd.Series, persona: pd.Series) -> tuple[float, pd.D
     if len(common) == 0:
         raise ValueError("no customer in common between segments and personas")
     lab, per = labels.loc[common], persona.loc[common].astype(str)
-    ari = float(adjusted_rand_score(per, lab))
+    ari = adjusted_rand(per, lab)
     tab = pd.crosstab(lab.rename("segment"), per.rename("persona"), normalize="index")
     return ari, (100 * tab).round(1)
 
@@ -827,13 +885,16 @@ def ari_interval(labels: pd.Series, persona: pd.Series, seed: int, n_boot: int =
     (that is what :func:`bootstrap_stability` measures).
     """
     common = labels.index.intersection(persona.index)
-    lab = labels.loc[common].to_numpy()
-    per = pd.factorize(persona.loc[common].astype(str))[0]
+    lab = _label_codes(labels.loc[common])
+    per = _label_codes(persona.loc[common].astype(str))
+    kl = int(lab.max()) + 1
+    cell = per * kl + lab  # each customer's cell of the persona x segment table
+    size = (int(per.max()) + 1) * kl
     rng = np.random.default_rng(seed)
     vals = np.empty(n_boot)
     for b in range(n_boot):
         idx = rng.integers(0, len(lab), len(lab))
-        vals[b] = adjusted_rand_score(per[idx], lab[idx])
+        vals[b] = _ari_from_table(np.bincount(cell[idx], minlength=size).reshape(-1, kl))
     a = (1 - level) / 2
     lo, hi = np.quantile(vals, [a, 1 - a])
     return float(lo), float(hi)
@@ -842,8 +903,8 @@ def ari_interval(labels: pd.Series, persona: pd.Series, seed: int, n_boot: int =
 def random_ari(persona: pd.Series, k: int, seed: int, n: int = 50) -> np.ndarray:
     """ARIs of random segmentations with k equally likely segments (the chance level, ~0)."""
     rng = np.random.default_rng(seed)
-    y = persona.astype(str).to_numpy()
-    return np.array([adjusted_rand_score(y, rng.integers(0, k, len(y))) for _ in range(n)])
+    y = _label_codes(persona.astype(str))
+    return np.array([adjusted_rand(y, rng.integers(0, k, len(y))) for _ in range(n)])
 
 
 def single_feature_ari(X: pd.DataFrame, persona: pd.Series, k: int) -> pd.DataFrame:
@@ -852,28 +913,35 @@ def single_feature_ari(X: pd.DataFrame, persona: pd.Series, k: int) -> pd.DataFr
     The baseline a segmentation must beat: if one tag cut into k bands recovered the personas as
     well, the multivariate clustering would add nothing.
     """
-    y = persona.reindex(X.index).astype(str)
+    y = _label_codes(persona.reindex(X.index).astype(str))
     rows = []
     for c in X.columns:
         q = pd.qcut(X[c].rank(method="first"), k, labels=False)
-        rows.append({"feature": c, "ari": float(adjusted_rand_score(y, q))})
+        rows.append({"feature": c, "ari": adjusted_rand(y, q)})
     return pd.DataFrame(rows).sort_values("ari", ascending=False, ignore_index=True)
 
 
-def supervised_ceiling(X: pd.DataFrame, persona: pd.Series, seed: int, folds: int = 3) -> float:
+def supervised_ceiling(X: pd.DataFrame, persona: pd.Series, seed: int, folds: int = 3,
+                       fit_sample: int | None = None) -> float:
     """ARI of a cross-validated multinomial logistic regression predicting the persona from X.
 
     Not a segmentation (it sees the truth); it shows how separable the personas are from these
-    tags at all, i.e. a realistic ceiling for what an unsupervised method can recover.
+    tags at all, i.e. a realistic ceiling for what an unsupervised method can recover. With
+    ``fit_sample`` and more customers than that, the cross-validation runs on a seeded random
+    sample of ``fit_sample`` customers (an estimate of the same separability).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y = persona.reindex(X.index).astype(str)
+    A = X.to_numpy()
+    rows = _fit_rows(len(A), fit_sample, seed)
+    if rows is not None:
+        A, y = A[rows], y.iloc[rows]
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with _limits():
-        pred = cross_val_predict(LogisticRegression(max_iter=300), X.to_numpy(), y, cv=cv)
-    return float(adjusted_rand_score(y, pred))
+        pred = cross_val_predict(LogisticRegression(max_iter=300), A, y, cv=cv)
+    return adjusted_rand(y, pred)
 
 
 # --------------------------------------------------------------------------------------------

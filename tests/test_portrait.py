@@ -271,6 +271,35 @@ def test_kmeans_and_gmm_recover_separated_groups():
         hp.fit_kmeans(X, 1, seed=0)
 
 
+def test_kmeans_fitted_on_a_sample_assigns_every_customer():
+    centers = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0]], float)
+    X, y = _blobs(300, centers, 1.0, seed=5)
+    full, _ = hp.fit_kmeans(X, 3, seed=0)
+    lab, km = hp.fit_kmeans(X, 3, seed=0, fit_sample=60)
+    assert len(lab) == len(X) and sorted(np.unique(lab)) == [1, 2, 3]
+    assert km.cluster_centers_.shape == (3, 3)
+    assert hp.adjusted_rand(full, lab) > 0.95
+    # no sample below the threshold: the same labels as the plain fit
+    assert (hp.fit_kmeans(X, 3, seed=0, fit_sample=len(X))[0] == full).all()
+
+
+def test_adjusted_rand_equals_sklearn():
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(6)
+    for n in (2, 7, 500):
+        for _ in range(10):
+            a = rng.integers(0, rng.integers(1, 6), n)
+            b = rng.integers(0, rng.integers(1, 9), n)
+            assert hp.adjusted_rand(a, b) == adjusted_rand_score(a, b)
+            names = np.array(list("pqrstu"), dtype=object)[a]
+            assert hp.adjusted_rand(names, b) == adjusted_rand_score(names, b)
+    assert hp.adjusted_rand([0, 0, 1, 1], [5, 5, 7, 7]) == 1.0
+    assert hp.adjusted_rand([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="length"):
+        hp.adjusted_rand([0, 1], [0, 1, 1])
+
+
 def test_scan_and_pick_k_find_three_groups():
     centers = np.array([[0, 0], [8, 0], [4, 7]], float)
     X, _ = _blobs(150, centers, 1.0, seed=2)
@@ -326,6 +355,9 @@ def test_persona_recovery_and_baselines():
     single = hp.single_feature_ari(X, persona, 3)
     assert single.loc[0, "feature"] == "good" and single.loc[0, "ari"] > 0.95
     assert hp.supervised_ceiling(X, persona, seed=0) > 0.95
+    assert hp.supervised_ceiling(X, persona, seed=0, fit_sample=90) > 0.95  # a sample of 90
+    with pytest.raises(ValueError, match="fit_sample"):
+        hp.supervised_ceiling(X, persona, seed=0, fit_sample=1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -318,6 +318,21 @@ def test_kmeans_recovers_planted_groups_and_orders_labels():
     labels, centres = rfm.kmeans_rfm(t, 2, seed=1)
     assert (labels.iloc[50:] == 1).all() and (labels.iloc[:50] == 2).all()  # 1 = highest value
     assert centres["customers"].tolist() == [50, 50]
+    # fitted on a sample of 20 customers: every customer is still assigned, to the same groups
+    sl, sc = rfm.kmeans_rfm(t, 2, seed=1, fit_sample=20)
+    assert sl.index.equals(t.index)
+    assert (sl.iloc[50:] == 1).all() and (sl.iloc[:50] == 2).all()
+    assert sc["customers"].tolist() == [50, 50]
+    with pytest.raises(ValueError, match="fit_sample"):
+        rfm.kmeans_rfm(t, 3, seed=1, fit_sample=2)
+
+
+def test_assign_segments_rejects_scores_off_the_grid(orders, returns):
+    s = rfm.score_rfm(rfm.rfm_table(orders, returns, analysis_date="2024-03-31"))
+    bad = s.copy()
+    bad.iloc[0, bad.columns.get_loc("F")] = 6
+    with pytest.raises(ValueError, match="outside 1..5"):
+        rfm.assign_segments(bad)
 
 
 # ---------------------------------------------------------------------------------------------
