@@ -314,7 +314,31 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=str(RESULTS), help="parent folder of the run folders")
     ap.add_argument("--record", action="store_true",
                     help="copy SUMMARY.md, results.json, results.csv to bench/reference/")
+    ap.add_argument("--summarize", metavar="RUN_DIR", default=None,
+                    help="measure nothing: recompute totals, exponents and targets from "
+                         "RUN_DIR/results.json and rewrite its three files (with --record: "
+                         "copy them to bench/reference/)")
     return ap
+
+
+def record(paths: dict[str, Path]) -> None:
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    for p in paths.values():
+        shutil.copy2(p, REFERENCE / p.name)
+    print(f"recorded: {REFERENCE.relative_to(ROOT)}/ (commit it)")
+
+
+def resummarize(run_dir: Path, do_record: bool) -> int:
+    """Rewrite a run's results from its results.json (after a change of the report code)."""
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    for size in results.get("sizes", []):
+        size["totals"] = report.size_totals(size["chapters"])
+    paths = finish(results, run_dir)
+    print(report.format_text_table(report.time_table(results)))
+    print(f"rewritten: {paths['summary']}")
+    if do_record:
+        record(paths)
+    return 0
 
 
 def _gib_limit(text: str) -> int | None:
@@ -334,6 +358,8 @@ def choose_peer_size(sizes: list[int], explicit: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.chdir(ROOT)
+    if args.summarize:
+        return resummarize(Path(args.summarize).absolute(), args.record)
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     try:
@@ -416,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n  peers: {results['peers']['error']}")
     print(f"\nresults: {paths['summary'].parent}")
     if args.record:
-        REFERENCE.mkdir(parents=True, exist_ok=True)
-        for p in paths.values():
-            shutil.copy2(p, REFERENCE / p.name)
-        print(f"recorded: {REFERENCE.relative_to(ROOT)}/ (commit it)")
+        record(paths)
     failed = [f"{s['label']}/{c}" for s in results["sizes"] for c in s["totals"]["failed"]]
     if results.get("default_run") and results["default_run"].get("status") != "ok":
         failed.append("default run")

@@ -332,3 +332,19 @@ def test_bench_end_to_end_tiny(tmp_path):
     assert (run_dir / "SUMMARY.md").read_text().count("03_rfm_segments") >= 2
     assert (run_dir / "results.csv").exists()
     assert "03_rfm_segments" in proc.stdout
+
+
+def test_resummarize_rewrites_from_results_json(tmp_path, capsys):
+    from bench.harness import resummarize
+
+    res = _results({"01_a": 1000.0, "02_b": 4000.0})
+    for size in res["sizes"]:
+        size["totals"] = {"stale": True}
+    res["targets"] = []
+    report.write_json(tmp_path / "results.json", res)
+    assert resummarize(tmp_path, do_record=False) == 0
+    back = json.loads((tmp_path / "results.json").read_text())
+    assert back["sizes"][2]["totals"]["handbook_s"] == pytest.approx(1.0 + 60.0 + 5000.0)
+    assert {t["id"] for t in back["targets"]} >= {"1m_time", "growth_02_b"}
+    assert "**NOT met**" in (tmp_path / "SUMMARY.md").read_text()
+    assert (tmp_path / "results.csv").exists()
