@@ -302,22 +302,27 @@ rev = lc.cohort_matrix(orders, analysis_date=T_END, measure="revenue")
 sizes = lc.cohort_sizes(orders, analysis_date=T_END)
 keep = sizes[sizes >= 20].index  # cohorts too small for a readable share are left out
 ret, rev = ret.loc[ret.index.isin(keep)], rev.loc[rev.index.isin(keep)]
-max_age = min(ret.shape[1] - 1, 24)
-fig, axes = plt.subplots(1, 2, figsize=(15, 0.28 * len(ret) + 2))
-for ax, m, title, fmt in ((axes[0], ret, "Customer retention by cohort", ".0%"),
-                          (axes[1], rev, f"Revenue per cohort customer ({CUR})", ".0f")):
-    mm = m.iloc[:, : max_age + 1].copy()
-    mm.index = mm.index.astype(str)
-    sns.heatmap(mm.iloc[:, 1:] if m is ret else mm, ax=ax, cmap="Blues", cbar=True,
-                annot=len(mm) <= 14, fmt=fmt, annot_kws={"fontsize": 6})
-    ax.set(title=title, xlabel="months since first order", ylabel="cohort (first-order month)")
-    ax.grid(False)
-plt.tight_layout()
-plt.show()
+if ret.empty:
+    ctx.skip("4. Cohorts", f"no acquisition month has 20 or more new customers "
+             f"({len(sizes)} cohorts, largest {int(sizes.max()) if len(sizes) else 0}): "
+             "too few for readable retention shares")
+else:
+    max_age = min(ret.shape[1] - 1, 24)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 0.28 * len(ret) + 2))
+    for ax, m, title, fmt in ((axes[0], ret, "Customer retention by cohort", ".0%"),
+                              (axes[1], rev, f"Revenue per cohort customer ({CUR})", ".0f")):
+        mm = m.iloc[:, : max_age + 1].copy()
+        mm.index = mm.index.astype(str)
+        sns.heatmap(mm.iloc[:, 1:] if m is ret else mm, ax=ax, cmap="Blues", cbar=True,
+                    annot=len(mm) <= 14, fmt=fmt, annot_kws={"fontsize": 6})
+        ax.set(title=title, xlabel="months since first order", ylabel="cohort (first-order month)")
+        ax.grid(False)
+    plt.tight_layout()
+    plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-r1 = ret[1].dropna()
+r1 = ret[1].dropna() if 1 in ret else pd.Series(dtype=float)
 r3 = ret[3].dropna() if 3 in ret else pd.Series(dtype=float)
 w = sizes.reindex(r1.index)
 print(f"cohorts shown: {len(ret)} (of {len(sizes)}; cohorts under 20 customers left out)")
@@ -475,7 +480,13 @@ else:
 ch = clv.calibration_holdout(orders, calibration_end=CAL_END, observation_end=T_END,
                              time_unit=time_unit, merge_same_day=merge_same_day)
 bg_cal = gg_cal = None
-if len(ch) < 100 or (ch["frequency_cal"] > 0).sum() < 30:
+if len(ch) and not (ch["frequency_cal"] > 0).any():
+    ctx.skip("6.2-6.5 Predictive CLV", f"none of the {len(ch):,} calibration customers bought "
+             "more than once: BG/NBD learns purchase rates and drop-out, and Gamma-Gamma the "
+             "spend per transaction, from repeat purchases, so neither can be fitted (the "
+             "repeat-purchase KPIs above are zero for the same reason); the historical value "
+             "in 6.1 and the lifecycle stages still apply")
+elif len(ch) < 100 or (ch["frequency_cal"] > 0).sum() < 30:
     ctx.skip("6.2-6.5 Predictive CLV", f"only {len(ch)} calibration customers "
              f"({int((ch['frequency_cal'] > 0).sum())} with a repeat purchase): too few to fit "
              "BG/NBD (need 100 and 30); choose an earlier calibration_end or more data")
