@@ -49,10 +49,11 @@ two worlds for the same customers.
 
 Scale
 -----
-Cost grows linearly with the number of customers (about 3.3 orders, 7.4 order lines and 53
-events per customer). Measured under load on a shared 2-core machine, ``python -m helpers.synth``
-takes about 9 s / 0.45 GiB peak RSS at 20k customers, 30 s / 1.0 GiB at 100k and a few minutes /
-under 10 GiB at 1M (``bench/`` records the numbers). What keeps it linear and lean:
+Cost grows linearly with the number of customers (about 3.3 orders, 7.2 order lines and 53
+events per customer). ``python -m helpers.synth`` measured on a shared 2-core machine (CPU time,
+peak RSS): 10k customers 4 s / 0.36 GiB, 100k 15 s / 0.91 GiB, 1M 149 s / 7.1 GiB (7.5 min wall
+under a load of ~6); time grows as size^1.0 and memory as size^0.9 from 100k to 1M. What keeps it
+linear and lean:
 
 * The events table is never held as strings: :func:`generate` keeps it as an integer-coded
   :class:`EventLog` (about 23 bytes a row), builds the pandas table only when
