@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers.lifecycle import isin
+from helpers.lifecycle import concat_same_dtype, isin
 
 DAY = pd.Timedelta(days=1)
 
@@ -52,8 +52,7 @@ def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
     k = len(index)
     if k == 0 or len(values) == 0:
         return np.full(len(values), -1, dtype=np.int64)
-    both = pd.concat([pd.Series(index, copy=False), pd.Series(values, copy=False)],
-                     ignore_index=True)
+    both = concat_same_dtype(pd.Series(index, copy=False), pd.Series(values, copy=False))
     codes = pd.factorize(both)[0].astype(np.int64)  # index values (unique) get codes 0..k-1
     pos = codes[k:]
     pos[(pos >= k) | (pos < 0)] = -1

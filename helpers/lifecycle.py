@@ -59,11 +59,27 @@ def isin(values, lookup) -> np.ndarray:
     b = pd.Series(pd.unique(pd.Series(lookup, copy=False)))
     if len(a) == 0 or len(b) == 0:
         return np.zeros(len(a), dtype=bool)
-    codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True))
+    codes, uniques = pd.factorize(concat_same_dtype(a, b))
     ca, cb = codes[: len(a)], codes[len(a):]
     hit = np.zeros(len(uniques) + 1, dtype=bool)
     hit[cb] = True  # code -1 (missing) lands in the extra last slot
     return hit[ca]
+
+
+def concat_same_dtype(first: pd.Series, second: pd.Series) -> pd.Series:
+    """``first`` then ``second`` as one Series, ``second`` cast to the dtype of the longer one when
+    both hold strings (Arrow strings and Python objects mixed would hash every value as a Python
+    object, several times slower)."""
+    a, b = pd.Series(first, copy=False), pd.Series(second, copy=False)
+    if a.dtype != b.dtype and all(pd.api.types.is_string_dtype(x) for x in (a, b)):
+        try:
+            if len(a) >= len(b):
+                b = b.astype(a.dtype)
+            else:
+                a = a.astype(b.dtype)
+        except (TypeError, ValueError):  # e.g. non-string objects: factorize them as they are
+            pass
+    return pd.concat([a, b], ignore_index=True)
 
 
 def _month_number(ts: pd.Series) -> np.ndarray:
