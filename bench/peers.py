@@ -118,6 +118,13 @@ def run_peers(work: Path, data_dir: Path, *, peer_python: Path = PEER_PYTHON,
                          f"{work / 'peer.log'}", "input": inp}
     res = compare(work / "handbook", work / "peer")
     res["input"] = inp
+    k = inp["products"]
+    dense = inp["baskets"] * (k * (k - 1) // 2) * 2
+    res["notes"].append(
+        f"mlxtend `apriori` runs with `low_memory=True`: its default (`low_memory=False`) builds "
+        f"a baskets x candidate pairs x 2 boolean array, up to {dense / 1024 ** 3:,.0f} GiB here "
+        f"({inp['baskets']:,} baskets, {k} products); a first attempt with the default on the "
+        "20k data grew past 20 GiB and was killed.")
     res["settings"] = {"observation_end": obs, "calibration_end": cal, "time_unit": "W",
                        "min_support": min_support, "min_confidence": min_confidence,
                        "handbook_repeat": handbook_repeat, "peer_repeat": peer_repeat}
