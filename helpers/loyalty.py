@@ -179,23 +179,39 @@ def segment_outcomes(orders: pd.DataFrame, segments: pd.DataFrame, at: pd.Timest
 
 
 def clv_by_customer(orders: pd.DataFrame, at: pd.Timestamp, horizon_months: int = 6,
-                    margin: float = 0.3, discount_rate: float = 0.10) -> tuple[pd.Series, str]:
+                    margin: float = 0.3, discount_rate: float = 0.10,
+                    max_fit_customers: int | None = 20_000, seed: int = 0
+                    ) -> tuple[pd.Series, str]:
     """Expected gross margin of each customer over the next ``horizon_months`` from history
     up to ``at`` (exclusive): BG/NBD + Gamma-Gamma from :mod:`helpers.clv` (chapter 02). When the
     models cannot be fitted (too little repeat data) it falls back to the historical value
-    (trailing-year spend × margin × horizon / 12). Returns the series and the method used."""
+    (trailing-year spend × margin × horizon / 12). Returns the series and the method used.
+
+    With more than ``max_fit_customers`` customers the two models' four + three parameters are
+    estimated on a seeded random sample of that many customers (``None``: all), and the CLV is
+    then computed for *every* customer. The parameters are population averages, so a sample of
+    tens of thousands estimates them with a small error while the fit stays bounded in time (the
+    likelihood of a million customers is also numerically harder to maximise)."""
     hist = orders[orders["order_ts"] < at]
     try:
         from helpers import clv
 
         summ = clv.rfm_summary(hist, observation_end=at - DAY, time_unit="W")
-        bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
-        gg = clv.GammaGammaModel().fit(summ["frequency"], summ["monetary_value"])
+        fit = summ
+        if max_fit_customers is not None and len(summ) > int(max_fit_customers):
+            pick = np.random.default_rng(seed).choice(len(summ), int(max_fit_customers),
+                                                      replace=False)
+            fit = summ.iloc[np.sort(pick)]
+        bg = clv.BetaGeoModel().fit(fit["frequency"], fit["recency"], fit["T"])
+        gg = clv.GammaGammaModel().fit(fit["frequency"], fit["monetary_value"])
         if not (bg.converged_ and gg.converged_) or gg.params_["q"] <= 1:
             raise ValueError("CLV models did not converge")
         val = clv.customer_clv(bg, gg, summ, horizon=horizon_months, discount_rate=discount_rate,
                                margin=margin, time_unit="W")
-        return val.rename("clv"), "BG/NBD + Gamma-Gamma (helpers.clv)"
+        method = "BG/NBD + Gamma-Gamma (helpers.clv)"
+        if len(fit) < len(summ):
+            method += f", fitted on a random {len(fit):,} of {len(summ):,} customers"
+        return val.rename("clv"), method
     except (ImportError, ValueError, RuntimeError, np.linalg.LinAlgError):
         idx = pd.Index(hist["customer_id"].unique(), name="customer_id").sort_values()
         sp = spend_between(orders, at - pd.Timedelta(days=365), at, idx)
@@ -335,6 +351,24 @@ def experiment_frame(orders: pd.DataFrame, experiments: pd.DataFrame, experiment
     }, index=idx)
 
 
+def arm_problem(frame: pd.DataFrame, min_per_arm: int = 2) -> str | None:
+    """Why an experiment frame (from :func:`experiment_frame`) cannot be analysed as a two-arm
+    test, in words for the reader, or ``None`` when both arms have at least ``min_per_arm``
+    customers. Catches an experiment that has only a treatment or only a holdout group."""
+    counts = frame["arm"].astype(str).value_counts().sort_index()
+    listed = ", ".join(f"{arm} {n:,}" for arm, n in counts.items()) or "no customers"
+    n_t = int((frame["treated"] == 1).sum())
+    n_h = int(len(frame) - n_t)
+    if n_t == 0 or n_h == 0:
+        missing = "treatment" if n_t == 0 else "holdout (control)"
+        return (f"the experiment has only one arm ({listed}); with no {missing} group there is "
+                "nothing to compare, so the program's effect cannot be measured from it")
+    if min(n_t, n_h) < min_per_arm:
+        return (f"an arm is too small to analyse ({listed}); each arm needs at least "
+                f"{min_per_arm} customers")
+    return None
+
+
 @dataclass(frozen=True)
 class ExperimentResult:
     srm: st.SRMResult
@@ -360,9 +394,10 @@ def analyze_experiment(frame: pd.DataFrame, alpha: float = 0.05, n_boot: int = 1
                        seed: int = 0) -> ExperimentResult:
     """Everything a holdout readout needs: SRM, relative and absolute effects on spend with delta,
     bootstrap, CUPED and regression-adjusted intervals, and the effect on the buyer rate."""
+    problem = arm_problem(frame)
+    if problem is not None:
+        raise ValueError(problem)
     t = frame["treated"].to_numpy() == 1
-    if t.sum() < 2 or (~t).sum() < 2:
-        raise ValueError("each arm needs at least two customers")
     y = frame["spend"].to_numpy(float)
     srm = st.srm_test([int(t.sum()), int((~t).sum())])
     lift = st.ratio_of_means_ci(y[t], y[~t], alpha)

@@ -503,19 +503,34 @@ class UserKNN(Recommender):
     """User-based collaborative filtering: what the ``neighbours`` most similar customers bought.
 
     Cosine similarity between customers' binary purchase vectors, computed per batch of customers
-    (batch x customers, sparse), pruned to the top neighbours; the score of an item is the summed
+    (batch x candidates, dense), pruned to the top neighbours; the score of an item is the summed
     similarity of the neighbours who bought it.
+
+    Neighbours are looked for among at most ``max_candidates`` customers: all training customers
+    when there are no more than that, otherwise a seeded random sample of them (``None``: always
+    all). Without the cap the cost of scoring every customer grows with the square of the number
+    of customers; with it, scoring costs at most ``max_candidates`` similarities per customer.
     """
 
     name: str = "user-CF"
     neighbours: int = 50
+    max_candidates: int | None = 20_000  # neighbour pool; None = every training customer
+    seed: int = 0
+    max_cells: int = 10_000_000  # dense batch x candidates cells held at once
 
     def _fit(self, inter: Interactions) -> None:
-        self.xb = (inter.matrix > 0).astype(np.float32).tocsr()
-        self.xn = _l2_rows(self.xb)
-        self.xnt = self.xn.T.tocsr()
-
-    max_cells: int = 10_000_000  # dense batch x customers cells held at once
+        xb = (inter.matrix > 0).astype(np.float32).tocsr()
+        n = xb.shape[0]
+        if self.max_candidates is not None and n > int(self.max_candidates):
+            cand = np.sort(np.random.default_rng(self.seed).choice(n, int(self.max_candidates),
+                                                                   replace=False))
+        else:
+            cand = np.arange(n)
+        self.candidates = cand  # training rows that can serve as neighbours
+        self._cand_pos = np.full(n, -1, dtype=np.int64)
+        self._cand_pos[cand] = np.arange(len(cand))
+        self.xb = xb[cand] if len(cand) < n else xb
+        self.xnt = _l2_rows(self.xb).T.tocsr()
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows)
@@ -524,9 +539,10 @@ class UserKNN(Recommender):
         for s0 in range(0, len(rows), step):
             r = rows[s0:s0 + step]
             h = _l2_rows(self.history(r))
-            s = (h @ self.xnt).toarray()  # chunk x customers
-            own = np.flatnonzero(r >= 0)
-            s[own, r[own]] = 0.0  # a customer is not their own neighbour
+            s = (h @ self.xnt).toarray()  # chunk x candidates
+            pos = np.where(r >= 0, self._cand_pos[np.maximum(r, 0)], -1)
+            own = np.flatnonzero(pos >= 0)
+            s[own, pos[own]] = 0.0  # a customer is not their own neighbour
             out.append((_top_n_dense(s, self.neighbours) @ self.xb).toarray())
         return np.vstack(out) if out else np.zeros((0, self.xb.shape[1]))
 
@@ -811,6 +827,7 @@ class ModelSettings:
     item_neighbours: int = 50
     item_shrinkage: float = 20.0
     user_neighbours: int = 100
+    user_candidates: int | None = 20_000  # user-CF neighbour pool (see UserKNN.max_candidates)
     content_popularity_weight: float = 1.0
     svd_factors: int = 16
     svd_alpha: float = 0.3
@@ -852,7 +869,8 @@ def build_models(inter: Interactions, products: pd.DataFrame | None, settings: M
             m = ItemKNN(name=name, neighbours=settings.item_neighbours,
                         shrinkage=settings.item_shrinkage)
         elif name == "user-CF":
-            m = UserKNN(name=name, neighbours=settings.user_neighbours)
+            m = UserKNN(name=name, neighbours=settings.user_neighbours,
+                        max_candidates=settings.user_candidates, seed=settings.seed)
         elif name == "content":
             feats = item_features(products, inter.items)[0] if feats is None else feats
             m = ContentBased(name=name, features=feats,
@@ -949,6 +967,48 @@ def top_n_table(model: Recommender, customer_ids: Sequence[str], n: int,
     rows = model.inter.rows(ids)
     r = recommend(model, rows, n, exclude_seen)
     return _long_top_n("customer_id", ids.to_numpy(), r, model.inter.items, names)
+
+
+def write_top_n_csv(model: Recommender, customer_ids: Sequence[str], n: int, path,
+                    names: Mapping[str, str] | None = None, exclude_seen: bool = True,
+                    chunk: int = 50_000, extra: Mapping[str, str] | None = None) -> int:
+    """Write :func:`top_n_table` of every customer to a CSV file, ``chunk`` customers at a time.
+
+    Same rows and columns as ``top_n_table(...)`` (plus constant ``extra`` columns, e.g. the
+    model name), written with Arrow's CSV writer: memory stays bounded by one chunk however many
+    customers there are, and writing is several times faster than ``DataFrame.to_csv``. Returns
+    the number of rows written.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    ids = pd.Index(customer_ids)
+    written = 0
+    writer = None
+    try:
+        for s in range(0, max(len(ids), 1), chunk):
+            part = top_n_table(model, ids[s:s + chunk], n, names, exclude_seen)
+            for col, value in (extra or {}).items():
+                part[col] = value
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pacsv.CSVWriter(str(path), table.schema)
+            writer.write_table(table)
+            written += len(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
+
+
+def fallback_top_n(model: Recommender, n: int, names: Mapping[str, str] | None = None
+                   ) -> pd.DataFrame:
+    """The history-free list (e.g. recent popularity) for customers nothing is known about: a
+    long table ``rank, product_id[, product_name], model`` with no customer column, so that an
+    export of per-customer lists never mixes a label with customer ids."""
+    r = recommend(model, np.array([-1]), n, exclude_seen=False)
+    out = _long_top_n("_list", np.array([0]), r, model.inter.items, names).drop(columns="_list")
+    return out.assign(model=model.name)
 
 
 def order_count_band(purch: pd.DataFrame, customer_ids: Sequence[str]) -> pd.Series:

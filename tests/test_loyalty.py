@@ -239,3 +239,42 @@ def test_truth_observational_balance_and_bias_reduction(synthetic):
                                  seed=42, controls="never")
     bad = lo.observational_estimates(g, n_boot=100, seed=42)
     assert bad.ipw.estimate - att > 2 * abs(ob.ipw.estimate - att)
+
+
+# ---------------------------------------------------------------- edge cases and scale
+def _exp_frame(arms):
+    n = len(arms)
+    return pd.DataFrame({"arm": arms, "treated": [int(a == "treatment") for a in arms],
+                         "spend": np.linspace(0, 100, n), "n_orders": np.ones(n),
+                         "pre_spend": np.linspace(5, 50, n), "pre_orders": np.ones(n),
+                         "pre_spend_all": np.linspace(5, 80, n),
+                         "days_since_last": np.full(n, 10.0)},
+                        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"))
+
+
+@pytest.mark.parametrize("arm, missing", [("treatment", "holdout"), ("holdout", "treatment")])
+def test_one_arm_experiment_gives_a_readable_reason(arm, missing):
+    f = _exp_frame([arm] * 6)
+    why = lo.arm_problem(f)
+    assert why is not None and "only one arm" in why and f"{arm} 6" in why
+    assert f"no {missing}" in why
+    with pytest.raises(ValueError, match="only one arm"):
+        lo.analyze_experiment(f)
+    assert lo.arm_problem(_exp_frame(["treatment", "holdout"] * 3)) is None
+    assert "too small" in lo.arm_problem(_exp_frame(["treatment"] * 5 + ["holdout"]))
+
+
+def test_clv_fit_on_a_sample_covers_every_customer(synthetic):
+    o = synthetic.orders[["customer_id", "order_ts", "amount"]]
+    at = T("2025-07-01")
+    full, m_full = lo.clv_by_customer(o, at, 6, max_fit_customers=None)
+    n = len(full)
+    same, _ = lo.clv_by_customer(o, at, 6, max_fit_customers=n)  # cap not binding
+    pd.testing.assert_series_equal(full, same)
+    part, m_part = lo.clv_by_customer(o, at, 6, max_fit_customers=n // 3, seed=1)
+    assert m_full == "BG/NBD + Gamma-Gamma (helpers.clv)"
+    assert f"random {n // 3:,} of {n:,}" in m_part
+    assert part.index.equals(full.index)  # every customer still gets a value
+    assert not part.equals(full)  # the sample really was used ...
+    assert abs(part.mean() / full.mean() - 1) < 0.05  # ... and estimates the same population
+    assert np.corrcoef(part, full)[0, 1] > 0.99

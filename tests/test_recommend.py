@@ -353,3 +353,57 @@ def test_rules_find_planted_bundles(synthetic) -> None:
         if len(top) == 20:
             break
     assert sum(t in pairs for t in top) >= 15
+
+
+def _user_cf_reference(dense: np.ndarray, candidates: np.ndarray, user: int, n: int) -> np.ndarray:
+    """Brute-force user-CF scores of one user: cosine to every candidate except the user, keep
+    the n most similar (positive), sum their purchase rows weighted by similarity."""
+    unit = dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-300)
+    sims = np.array([unit[user] @ unit[c] if c != user else 0.0 for c in candidates])
+    keep = np.argsort(-sims, kind="stable")[:n]
+    keep = keep[sims[keep] > 0]
+    return sims[keep] @ dense[candidates[keep]]
+
+
+def test_user_knn_neighbour_pool_is_capped_and_seeded() -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((40, 12)) < 0.3).astype(np.float32)
+    inter = _inter(dense.tolist())
+    full = rc.UserKNN(neighbours=5, max_candidates=None).fit(inter)
+    same = rc.UserKNN(neighbours=5, max_candidates=40).fit(inter)  # cap not binding
+    assert np.allclose(full._score(np.arange(40)), same._score(np.arange(40)))
+    capped = rc.UserKNN(neighbours=5, max_candidates=15, seed=7).fit(inter)
+    cand = capped.candidates
+    assert len(cand) == 15 and len(np.unique(cand)) == 15 and cand.max() < 40
+    again = rc.UserKNN(neighbours=5, max_candidates=15, seed=7).fit(inter)
+    assert np.array_equal(again.candidates, cand)  # seeded: the same pool every run
+    sc = capped._score(np.arange(40))
+    for u in (0, int(cand[0]), 39):  # a user in or out of the pool: never their own neighbour
+        assert np.allclose(sc[u], _user_cf_reference(dense, cand, u, 5), atol=1e-5)
+
+
+def test_fallback_list_has_no_customer_column() -> None:
+    inter = _inter([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 1, 0]])
+    pop = rc.Popularity(name="popularity (recent)").fit(inter)
+    out = rc.fallback_top_n(pop, 2, {"i0": "zero", "i1": "one"})
+    assert list(out.columns) == ["rank", "product_id", "product_name", "model"]
+    assert out["rank"].tolist() == [1, 2]
+    assert out["product_id"].tolist() == ["i1", "i0"]  # bought by 3 and 2 customers
+    assert out["product_name"].tolist() == ["one", "zero"]
+    assert set(out["model"]) == {"popularity (recent)"}
+    # the per-customer table keys every row by a real customer id
+    lists = rc.top_n_table(pop, inter.users, 2, exclude_seen=False)
+    assert set(lists["customer_id"]) == set(inter.users)
+
+
+def test_streamed_csv_export_equals_the_table(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    inter = _inter((rng.random((30, 8)) < 0.3).astype(int).tolist())
+    m = rc.ItemKNN(neighbours=3).fit(inter)
+    names = {f"i{j}": f"name, {j}" for j in range(8)}
+    path = tmp_path / "top.csv"
+    n = rc.write_top_n_csv(m, inter.users, 4, path, names, chunk=7, extra={"model": "item-CF"})
+    want = rc.top_n_table(m, inter.users, 4, names).assign(model="item-CF")
+    got = pd.read_csv(path, dtype={"customer_id": str, "product_id": str})
+    assert n == len(want) == len(got)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -42,9 +42,11 @@ test_days = 90  # int at least 14: days in the test window that ends on the anal
 exclude_seen = True  # True: recommend and score only products not bought before; False: re-buys count
 recent_days = 30  # int at least 1: window (days before the cut-off) of the "recent popularity" baseline
 validation_customers = 2000  # int at least 100: warm customers sampled from the validation window for tuning
+test_customers = 20000  # int at least 100: warm test customers evaluated (a seeded sample if more)
 svd_factors_grid = [8, 16, 32]  # ascending ints: latent factors tried on the validation window
 item_shrinkage_grid = [0, 20, 100]  # non-negative numbers: item-CF similarity shrinkage tried on validation
 user_neighbours_grid = [50, 200]  # ints: neighbours tried for user-CF on the validation window
+user_cf_candidates = 20000  # int at least 1000: customers in the user-CF neighbour pool
 content_weight_grid = [0.0, 1.0]  # non-negative floats: popularity prior exponents tried for content-based
 min_rule_count = 10  # int at least 1: baskets that must contain a pair for an association rule
 min_rule_support = 0.0005  # float in [0, 1): share of baskets that must contain a pair
@@ -64,8 +66,9 @@ from helpers import recommend as rc
 ctx = hb.setup("05_recommendation", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, k=k, test_days=test_days, exclude_seen=exclude_seen,
                recent_days=recent_days, validation_customers=validation_customers,
+               test_customers=test_customers,
                svd_factors_grid=svd_factors_grid, item_shrinkage_grid=item_shrinkage_grid,
-               user_neighbours_grid=user_neighbours_grid,
+               user_neighbours_grid=user_neighbours_grid, user_cf_candidates=user_cf_candidates,
                content_weight_grid=content_weight_grid, min_rule_count=min_rule_count,
                min_rule_support=min_rule_support, min_rule_confidence=min_rule_confidence,
                top_n_export=top_n_export, related_n=related_n)
@@ -91,6 +94,10 @@ for _name, _grid in (("content_weight_grid", content_weight_grid),
                      ("item_shrinkage_grid", item_shrinkage_grid)):
     if not (_grid and all(isinstance(v, (int, float)) and v >= 0 for v in _grid)):
         raise ValueError(f"{_name} must be a non-empty list of numbers >= 0; got {_grid!r}")
+if not (isinstance(test_customers, int) and test_customers >= 100):
+    raise ValueError(f"test_customers must be an integer >= 100; got {test_customers!r}")
+if not (isinstance(user_cf_candidates, int) and user_cf_candidates >= 1000):
+    raise ValueError(f"user_cf_candidates must be an integer >= 1000; got {user_cf_candidates!r}")
 if not (0 <= min_rule_support < 1 and 0 <= min_rule_confidence <= 1 and min_rule_count >= 1):
     raise ValueError("rule thresholds: min_rule_count >= 1, 0 <= min_rule_support < 1, "
                      "0 <= min_rule_confidence <= 1")
@@ -128,8 +135,16 @@ if HAS_PRODUCTS:
           f"{(lines_per_order > 1).mean():.0%} of orders have 2+")
     print(f"top 1% of products:     {per_product.iloc[:top1].sum() / per_product.sum():.0%} "
           "of customer-product pairs")
+    if len(per_product) < 2:
+        print(f"Only {len(per_product)} product was bought: a recommender chooses among products, so "
+              "there is nothing to recommend beyond it, and there are no pairs of products for "
+              "association rules. Sections 2-10 are skipped and their metrics recorded as null.")
+        ctx.skip("2-10. Recommendation", "the data holds a single product: nothing to recommend "
+                 "beyond it and no product pairs for rules")
 else:
     ctx.skip("1. The data at hand", "the dataset has no order lines or products")
+# a recommender needs at least two products to choose from (and rules need pairs)
+CAN_RECOMMEND = HAS_PRODUCTS and len(per_product) >= 2
 
 # %% [markdown]
 # ## 2. Evaluation protocol (first, before any model)
@@ -156,10 +171,16 @@ else:
 #   self-information -log2(share of customers who bought the item), in bits.
 # - Products first sold in the test window stay in `R` (no model can recommend them, so they
 #   lower recall honestly).
+# - **How many customers are scored.** Metrics are means over customers, so a large random sample
+#   measures them as well as everyone does: at most `test_customers` warm test customers (a seeded
+#   random sample when there are more; the bundled data has fewer, so all are used) and
+#   `validation_customers` on the validation window. The cost of the evaluation then stays the
+#   same however large the shop; the confidence intervals below say how precise the sample is.
 
 # %%
-if HAS_PRODUCTS:
-    ev = rc.evaluation_set(purch, ctx.analysis_date, test_days, exclude_seen=exclude_seen)
+if CAN_RECOMMEND:
+    ev = rc.evaluation_set(purch, ctx.analysis_date, test_days, exclude_seen=exclude_seen,
+                           max_users=test_customers, seed=seed)
     val = rc.evaluation_set(purch[purch["order_ts"] < ev.split.cutoff],
                             ev.split.cutoff - pd.Timedelta(days=1), test_days,
                             exclude_seen=exclude_seen, max_users=validation_customers, seed=seed)
@@ -172,7 +193,8 @@ if HAS_PRODUCTS:
               f"{len(val.warm_ids)}; need {MIN_EVAL} each): choose a longer test_days or more data.")
 else:
     CAN_EVAL = False
-    ctx.skip("2. Evaluation protocol", "no products to recommend")
+    if not HAS_PRODUCTS:
+        ctx.skip("2. Evaluation protocol", "no products to recommend")
 
 # %% [markdown]
 # ## 3. The models, tuned on the validation window
@@ -181,7 +203,7 @@ else:
 # |---|---|---|
 # | popularity | the same bestseller list for everyone (overall, and over the last `recent_days` days) | one count per product |
 # | item-CF (基于物品的协同过滤) | "bought this, also bought": cosine similarity of products' buyer sets (shrunk when few buyers are shared), top 50 neighbours per product | item x item similarity computed in blocks and pruned |
-# | user-CF (基于用户的协同过滤) | what the most similar customers bought | similarities for a batch of customers at a time |
+# | user-CF (基于用户的协同过滤) | what the most similar customers bought | similarities for a batch of customers at a time, against at most `user_cf_candidates` possible neighbours |
 # | content | products whose category, brand and price band (or description words) match the customer's profile, times a popularity prior | item x feature matrix |
 # | latent factors (SVD) | PureSVD: project the purchase history on the top singular vectors of the (popularity-tempered) purchase matrix | sparse truncated SVD, `x V'V` |
 # | hybrid | item-CF + SVD + content, each scaled to [0, 1] per customer, equal weights | sum of the above |
@@ -190,6 +212,13 @@ else:
 # `scipy.sparse` matrix; scores exist only for a batch of customers at a time, never for all
 # customers x products. A library such as `implicit` (ALS/BPR) would add GPU-scale factor models;
 # at this size the sparse SVD is fast enough and easy to read.
+#
+# User-CF compares every customer with every possible neighbour, so its cost grows with the
+# *square* of the number of customers. When there are more than `user_cf_candidates` training
+# customers (20,000 by default; the bundled data has fewer, so nothing changes there), neighbours
+# are looked for among a seeded random sample of that many customers: each customer still gets
+# their most similar neighbours *within the sample*, which is plenty for 100-200 neighbours, and the
+# cost per customer stays fixed however large the shop grows.
 #
 # The grids are small on purpose (each value costs a fit): factors for SVD, the shrinkage of
 # item-CF similarities (a pair of products sharing 2 buyers out of 3 is not as "similar" as one
@@ -205,7 +234,8 @@ if CAN_EVAL:
         "SVD factors": rc.tune(val, svd_base.truncated, svd_factors_grid, k),
         "item-CF shrinkage": rc.tune(val, lambda s: rc.ItemKNN(shrinkage=float(s)),
                                      item_shrinkage_grid, k),
-        "user-CF neighbours": rc.tune(val, lambda n: rc.UserKNN(neighbours=n),
+        "user-CF neighbours": rc.tune(val, lambda n: rc.UserKNN(neighbours=n, seed=seed,
+                                                                max_candidates=user_cf_candidates),
                                       user_neighbours_grid, k),
         "content popularity weight": rc.tune(
             val, lambda w: rc.ContentBased(features=val_feats, popularity_weight=float(w)),
@@ -216,6 +246,7 @@ if CAN_EVAL:
         svd_factors=int(tuning["SVD factors"].best_value),
         item_shrinkage=float(tuning["item-CF shrinkage"].best_value),
         user_neighbours=int(tuning["user-CF neighbours"].best_value),
+        user_candidates=user_cf_candidates,
         content_popularity_weight=float(tuning["content popularity weight"].best_value))
     prefit = {"latent factors (SVD)": tuning["SVD factors"].best_model,
               "item-CF": tuning["item-CF shrinkage"].best_model,
@@ -418,7 +449,7 @@ else:
 # for a "bought together" widget and are left as an exercise).
 
 # %%
-if HAS_PRODUCTS:
+if CAN_RECOMMEND:
     baskets, _, basket_items = rc.basket_matrix(purch)
     rules = rc.pair_rules(baskets, basket_items, min_support=min_rule_support,
                           min_count=min_rule_count, min_confidence=min_rule_confidence)
@@ -434,7 +465,8 @@ if HAS_PRODUCTS:
                                                                  "lift": 1}))
 else:
     n_rules = None
-    ctx.skip("7. Association rules", "no baskets of products")
+    if not HAS_PRODUCTS:
+        ctx.skip("7. Association rules", "no baskets of products")
 
 # %% [markdown]
 # **Truth check (synthetic).** The generator planted 60 complementary pairs (a product and the
@@ -445,7 +477,7 @@ else:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if HAS_PRODUCTS and CAN_EVAL and n_rules:
+if CAN_RECOMMEND and CAN_EVAL and n_rules:
     top_rules = rules.groupby("antecedent", sort=False).head(5)
     rule_cands = top_rules.groupby("antecedent")["consequent"].apply(list).to_dict()
     item_cf = models["item-CF"]
@@ -465,7 +497,7 @@ if HAS_PRODUCTS and CAN_EVAL and n_rules:
               f"{rc.bundle_recovery(planted, rule_cands):.0%}; among top-5 item-CF neighbours "
               f"(training period): {rc.bundle_recovery(planted, cf_cands):.0%}")
         print(f"of the 20 strongest pairs by lift, planted: {sum(p in pairs for p in top_pairs)}")
-else:
+elif CAN_RECOMMEND or not HAS_PRODUCTS:
     ctx.skip("7b. Rules vs item-CF", "no rules or no item-CF model")
 
 # %% [markdown]
@@ -521,7 +553,7 @@ else:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if HAS_PRODUCTS:
+if CAN_RECOMMEND:
     trained = purch[purch["order_ts"] < ev.split.cutoff]["customer_id"].unique()
     buyers_test = set(ev.split.test["customer_id"].unique())
     p0 = float(np.mean([c in buyers_test for c in trained])) if len(trained) else float("nan")
@@ -532,7 +564,7 @@ if HAS_PRODUCTS:
             sizes = ", ".join(f"{lift_:.0%}: {rc.ab_sample_size(base, lift_):,}"
                               for lift_ in (0.20, 0.10, 0.05))
             print(f"  control {base:.1%} ({label}) -> customers per arm to detect a lift of {sizes}")
-else:
+elif not HAS_PRODUCTS:
     ctx.skip("9. Conversion claim", "no products")
 
 # %% [markdown]
@@ -547,32 +579,36 @@ else:
 # The production lists use *all* purchases up to the analysis date (the split was only for
 # evaluation): the best model with its tuned settings for customers with history, one list per
 # sign-up segment for new customers, and the recent bestsellers when nothing is known (the
-# fallback chain of section 6). Files go to `export_dir/05_recommendation/`.
+# fallback chain of section 6). Files go to `export_dir/05_recommendation/`:
+# `top_n_per_customer.csv` (one list per customer with history, keyed by the real customer id),
+# `top_n_per_signup_segment.csv` (new customers, by sign-up segment), `top_n_no_history.csv` (the
+# list for anyone else: rank, product, model — no customer column) and `related_items.csv`.
 # The related-items table feeds the "bought together / you may also like" widget on product
 # pages: item-CF neighbours, with the basket lift where a rule exists.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if HAS_PRODUCTS and CAN_EVAL:
+if CAN_RECOMMEND and CAN_EVAL:
     full = rc.interaction_matrix(purch)
     recent_full = rc.interaction_matrix(
         purch[purch["order_ts"] >= END - pd.Timedelta(days=recent_days)], full.users, full.items)
     prod_models = rc.build_models(full, ds.products, tuned, recent=recent_full.matrix,
                                   names=[best_model, "item-CF", "popularity (recent)"])
-    top_lists = rc.top_n_table(prod_models[best_model], full.users, top_n_export, names,
-                               exclude_seen=exclude_seen).assign(model=best_model)
-    fallback = rc.top_n_table(prod_models["popularity (recent)"], ["(no history)"], top_n_export,
-                              names, exclude_seen=False).assign(model="popularity (recent)")
+    n_rows = rc.write_top_n_csv(prod_models[best_model], full.users, top_n_export,
+                                ctx.export_path("top_n_per_customer.csv"), names,
+                                exclude_seen=exclude_seen, extra={"model": best_model})
+    fallback = rc.fallback_top_n(prod_models["popularity (recent)"], top_n_export, names)
     related = rc.related_items(prod_models["item-CF"], related_n, names)
     related = related.merge(
         rules[["antecedent", "consequent", "lift"]].rename(columns={
             "antecedent": "product_id", "consequent": "related_product_id", "lift": "basket_lift"}),
         on=["product_id", "related_product_id"], how="left")
-    top_lists = pd.concat([top_lists, fallback], ignore_index=True)
-    top_lists.to_csv(ctx.export_path("top_n_per_customer.csv"), index=False)
+    fallback.to_csv(ctx.export_path("top_n_no_history.csv"), index=False)
     related.to_csv(ctx.export_path("related_items.csv"), index=False)
     print(f"top_n_per_customer.csv: {full.shape[0]:,} customers x {top_n_export} products "
-          f"({best_model}) + the recent-bestseller list for '(no history)'")
+          f"({best_model}); every customer_id is a real customer")
+    print(f"top_n_no_history.csv: the recent-bestseller list ({len(fallback)} products) for "
+          "customers nothing is known about")
     segs = rc.signup_segments(ds.customers)
     if segs is not None:
         seg_lists = rc.segment_top_n(rc.SegmentPopularity(name="segment popularity",
@@ -583,7 +619,7 @@ if HAS_PRODUCTS and CAN_EVAL:
               f"x {top_n_export} products (new customers)")
     print(f"related_items.csv: {related['product_id'].nunique():,} products, up to {related_n} "
           f"related each; {int(related['basket_lift'].notna().sum()):,} pairs also a rule")
-else:
+elif CAN_RECOMMEND or not HAS_PRODUCTS:
     ctx.skip("10. Exports", "no products or no model comparison")
 
 # %% [markdown]

@@ -57,6 +57,7 @@ member_discount = 0.02  # member-price discount as a share of member spend, in [
 operating_cost_month = 2.0  # operating cost per member per month in currency (non-negative)
 setup_cost = 300000.0  # one-off set-up cost of the program in currency (non-negative)
 n_boot = 1000  # integer, at least 100: bootstrap draws for intervals
+clv_fit_customers = 20000  # int at least 1000: customers sampled to fit the CLV models, all if fewer
 alpha = 0.05  # significance level: intervals are (1 - alpha), in (0, 0.5)
 
 # %%
@@ -76,7 +77,7 @@ ctx = hb.setup("06_loyalty_roi", dataset=dataset, analysis_date=analysis_date, s
                points_per_currency=points_per_currency, point_value=point_value,
                redemption_rate=redemption_rate, member_discount=member_discount,
                operating_cost_month=operating_cost_month, setup_cost=setup_cost, n_boot=n_boot,
-               alpha=alpha)
+               alpha=alpha, clv_fit_customers=clv_fit_customers)
 ds = ctx.load()
 
 # %%
@@ -86,6 +87,8 @@ for _name, _v in (("pre_days", pre_days), ("horizon_days", horizon_days)):
         raise ValueError(f"{_name} must be a positive integer; got {_v!r}")
 if not (isinstance(n_boot, int) and n_boot >= 100):
     raise ValueError(f"n_boot must be an integer >= 100; got {n_boot!r}")
+if not (isinstance(clv_fit_customers, int) and clv_fit_customers >= 1000):
+    raise ValueError(f"clv_fit_customers must be an integer >= 1000; got {clv_fit_customers!r}")
 if not 0 < alpha < 0.5:
     raise ValueError(f"alpha must be in (0, 0.5); got {alpha!r}")
 if not 0 < gross_margin < 1:
@@ -142,7 +145,10 @@ print(f"holdout experiment '{experiment_id}': {'yes' if has_exp else 'no'}")
 # that year who did not buy in the following `horizon_days` (Wilson 95 % interval); *CLV* =
 # expected gross margin over the next `horizon_days` from the BG/NBD + Gamma-Gamma models of
 # chapter 02 (`helpers.clv`) fitted on history up to the look-back date, next to the margin those
-# customers actually produced (a check of the CLV).
+# customers actually produced (a check of the CLV). With more than `clv_fit_customers` customers
+# the models' few parameters are fitted on a seeded random sample of that many customers (a
+# sample of that size pins down population-level parameters closely and keeps the fit fast on
+# millions of customers); the CLV itself is then computed for every customer.
 
 # %%
 trailing_now = lo.spend_between(orders, ctx.analysis_date - pd.Timedelta(days=364), END)
@@ -155,7 +161,8 @@ else:
 print(f"tier thresholds ({tier_rule}): gold >= {GOLD:,.0f} {CUR}, black >= {BLACK:,.0f} {CUR}")
 seg_ref = lo.customer_segments(orders, loyalty, REF, GOLD, BLACK)
 clv_ref, clv_method = lo.clv_by_customer(orders, REF, horizon_months=round(horizon_days / 30.44),
-                                         margin=gross_margin)
+                                         margin=gross_margin, max_fit_customers=clv_fit_customers,
+                                         seed=seed)
 measures = lo.segment_outcomes(orders, seg_ref, REF, horizon_days, gross_margin)
 measures["clv_predicted"] = clv_ref.reindex(seg_ref.index).groupby(seg_ref["segment"]).mean()
 print(f"look-back date {REF:%Y-%m-%d}; CLV method: {clv_method}")
@@ -335,10 +342,16 @@ if not has_exp:
              f"no randomized experiment '{experiment_id}' in this dataset (table `experiments`)")
 else:
     exp_frame = lo.experiment_frame(orders, experiments, experiment_id, END, pre_days)
-    try:
-        exp_res = lo.analyze_experiment(exp_frame, alpha, n_boot, seed)
-    except ValueError as err:
-        ctx.skip("4 Holdout experiment", f"cannot analyse the experiment: {err}")
+    _problem = lo.arm_problem(exp_frame)
+    if _problem is not None:
+        print(f"Experiment '{experiment_id}': {_problem}. The sections that need its effect "
+              "(the readout, power, ROI) are skipped; the rest of the chapter still runs.")
+        ctx.skip("4 Holdout experiment", _problem)
+    else:
+        try:
+            exp_res = lo.analyze_experiment(exp_frame, alpha, n_boot, seed)
+        except ValueError as err:
+            ctx.skip("4 Holdout experiment", f"cannot analyse the experiment: {err}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -661,7 +674,8 @@ if roi_value is not None and pts is not None:
 roi_12 = None
 if roi_value is not None:
     _treated_ids = exp_frame.index[exp_frame["treated"] == 1]
-    _clv12, _clv12_method = lo.clv_by_customer(orders, END, 12, gross_margin)
+    _clv12, _clv12_method = lo.clv_by_customer(orders, END, 12, gross_margin,
+                                               max_fit_customers=clv_fit_customers, seed=seed)
     _spend12 = float(_clv12.reindex(_treated_ids).fillna(0).mean() / gross_margin)
     _eff = r.lift_cuped.estimate
     roi_12 = lo.roi_breakdown(lo.ROIInputs(
