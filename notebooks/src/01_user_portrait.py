@@ -36,6 +36,7 @@ k_min = 2  # smallest k scanned (integer, at least 2)
 k_max = 8  # largest k scanned (integer, k_min..12); more than ~8 segments is hard to act on
 n_boot = 20  # bootstrap resamples for the stability check of the final segments (5..200)
 scan_sample = 3000  # customers sampled for the k scan (1000..20000; larger is slower)
+fit_sample = 200_000  # above this many buyers, final models are fitted on a sample (>= 10000)
 shrink_orders = 2.0  # pseudo-orders shrinking category shares of light buyers (0 means none)
 new_days = 90  # lifecycle: first order at most this many days ago -> "new"
 active_days = 180  # lifecycle: last order at most this many days ago -> "active"
@@ -49,19 +50,21 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import display
 from sklearn.decomposition import PCA
-from sklearn.metrics import adjusted_rand_score
 
 import helpers as hb
 import helpers.portrait as hp
 
 ctx = hb.setup("01_user_portrait", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, k=k, k_min=k_min, k_max=k_max, n_boot=n_boot,
-               scan_sample=scan_sample, shrink_orders=shrink_orders, new_days=new_days,
+               scan_sample=scan_sample, fit_sample=fit_sample, shrink_orders=shrink_orders,
+               new_days=new_days,
                active_days=active_days, churn_days=churn_days, promo_calendar=promo_calendar)
 if not (isinstance(k, int) and 2 <= k <= 12) and k != "auto":
     raise ValueError(f"parameter 'k' must be 'auto' or an integer 2..12; got {k!r}")
 if not (2 <= k_min <= k_max <= 12):
     raise ValueError(f"need 2 <= k_min <= k_max <= 12; got k_min={k_min}, k_max={k_max}")
+if not (isinstance(fit_sample, int) and fit_sample >= 10_000):
+    raise ValueError(f"parameter 'fit_sample' must be an integer >= 10000; got {fit_sample!r}")
 ds = ctx.load()
 date = ctx.analysis_date
 MIN_BUYERS = 60  # below this, segmentation is not meaningful
@@ -254,14 +257,26 @@ plt.show()
 # the segments afterwards (channel choice). Non-buyers are not segmented.
 
 # %%
-can_segment = n_customers >= MIN_BUYERS
+can_segment, X = n_customers >= MIN_BUYERS, None
+if not can_segment:
+    ctx.skip("3-5 segmentation", f"only {n_customers} buying customers (need {MIN_BUYERS})")
+else:
+    try:
+        X, spec = hp.segment_features(buyers, shrink_orders=shrink_orders)
+    except ValueError as exc:  # no tag varies between the buyers
+        can_segment = False
+        ctx.skip("3-5 segmentation", f"the tags of the {n_customers} buying customers do not "
+                 f"vary ({exc})")
 if can_segment:
-    X, spec = hp.segment_features(buyers, shrink_orders=shrink_orders)
+    # distinct customer profiles (among the first 20,000 buyers: enough to tell)
+    n_profiles = len(np.unique(X.to_numpy()[:20_000].round(9), axis=0))
+    if n_profiles < MIN_BUYERS:
+        can_segment = False
+        ctx.skip("3-5 segmentation", f"the {n_customers} buying customers have only "
+                 f"{n_profiles} distinct tag profiles (need {MIN_BUYERS}): too few for segments")
+if can_segment:
     print(f"{X.shape[1]} features for {len(X):,} buying customers")
     display(spec.set_index("feature"))
-else:
-    X = None
-    ctx.skip("3-5 segmentation", f"only {n_customers} buying customers (need {MIN_BUYERS})")
 
 # %% [markdown]
 # ### 3.2 How many segments? (silhouette, Davies–Bouldin, stability)
@@ -313,10 +328,22 @@ if can_segment:
 # covariances, soft clusters of different shapes and sizes) with the same k. If the two methods
 # agree, the segments reflect structure in the data rather than the method's assumptions.
 # Segments are numbered by size (1 = largest).
+#
+# **Large customer bases.** With more than `fit_sample` buying customers (default 200,000), the
+# K-means centres are fitted on a seeded random sample of `fit_sample` customers and *every*
+# customer is then assigned to the nearest centre; the mixture is always fitted on a sample of
+# 5,000 and assigns everyone. A random sample of that size places a handful of centres as
+# precisely as the whole base, so the segments are the same in substance while the cost stops
+# growing with the base. The same sample size bounds the K-means with k = 6 and the supervised
+# ceiling in section 3.5. Below `fit_sample` (the default data) everything is fitted on all
+# customers.
 
 # %%
 if can_segment:
-    lab_km, km = hp.fit_kmeans(X, k_used, seed=seed)
+    lab_km, km = hp.fit_kmeans(X, k_used, seed=seed, fit_sample=fit_sample)
+    if len(X) > fit_sample:
+        print(f"K-means fitted on a seeded sample of {fit_sample:,} of {len(X):,} buying "
+              "customers; every customer assigned to the nearest centre")
     lab_gmm, gmm = hp.fit_gmm(X, k_used, seed=seed)
     labels = pd.Series(lab_km, index=X.index, name="segment")
     sil_sample = min(len(X), 5000)
@@ -324,7 +351,7 @@ if can_segment:
 
     idx = ctx.rng.choice(len(X), sil_sample, replace=False)
     silhouette = float(silhouette_score(X.to_numpy()[idx], lab_km[idx]))
-    agree = float(adjusted_rand_score(lab_km, lab_gmm))
+    agree = hp.adjusted_rand(lab_km, lab_gmm)
     print(f"K-means, k = {k_used}: silhouette {silhouette:.3f} (sample of {sil_sample:,})")
     print(f"agreement K-means vs Gaussian mixture: ARI {agree:.2f} -> " + (
         "the two methods find much the same segments" if agree >= 0.6 else
@@ -369,11 +396,11 @@ if can_segment and ds.truth is not None:
     persona = ds.truth.persona()
     persona_ari, confusion = hp.persona_recovery(labels, persona)
     gmm_ari, _ = hp.persona_recovery(pd.Series(lab_gmm, index=X.index), persona)
-    lab6, _ = hp.fit_kmeans(X, 6, seed=seed, n_init=4)
+    lab6, _ = hp.fit_kmeans(X, 6, seed=seed, n_init=4, fit_sample=fit_sample)
     ari6, _ = hp.persona_recovery(pd.Series(lab6, index=X.index), persona)
     rnd = hp.random_ari(persona.reindex(X.index), k_used, seed=seed, n=20)
     single = hp.single_feature_ari(X, persona, k_used)
-    ceiling = hp.supervised_ceiling(X, persona, seed=seed)
+    ceiling = hp.supervised_ceiling(X, persona, seed=seed, fit_sample=fit_sample)
     ci_lo, ci_hi = hp.ari_interval(labels, persona, seed=seed, n_boot=100)
     print(f"ARI vs personas, K-means (k = {k_used}):    {persona_ari:.3f} "
           f"(95% CI over customers {ci_lo:.3f} to {ci_hi:.3f})")

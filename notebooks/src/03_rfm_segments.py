@@ -40,6 +40,7 @@ fixed_frequency = [2, 3, 5, 8]  # 4 ascending cut points (purchases) for method 
 fixed_monetary = [300, 1000, 3000, 8000]  # 4 ascending cut points (currency) for method "fixed"
 window_days = 184  # positive int: days between the earlier scoring date and analysis_date
 k_clusters = 4  # int, 2 or more: clusters for the K-means comparison
+fit_sample = 200_000  # int >= 10000: above this many customers K-means is fitted on a sample
 value_share = 0.2  # in (0, 0.5]: share of customers in the high- and in the low-value group
 tier_window_days = 365  # int > 0: trailing days of net spend that set the member tier
 tier_gold_min = 3000.0  # trailing net spend (dataset currency) for gold card (金卡)
@@ -57,7 +58,8 @@ from helpers import rfm
 
 ctx = hb.setup("03_rfm_segments", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, same_day=same_day, score_method=score_method,
-               window_days=window_days, k_clusters=k_clusters, value_share=value_share,
+               window_days=window_days, k_clusters=k_clusters, fit_sample=fit_sample,
+               value_share=value_share,
                tier_window_days=tier_window_days, tier_gold_min=tier_gold_min,
                tier_black_min=tier_black_min)
 ds = ctx.load()
@@ -72,6 +74,8 @@ if not (isinstance(window_days, int) and window_days > 0):
     raise ValueError(f"window_days must be a positive integer; got {window_days!r}")
 if not (isinstance(k_clusters, int) and k_clusters >= 2):
     raise ValueError(f"k_clusters must be an integer >= 2; got {k_clusters!r}")
+if not (isinstance(fit_sample, int) and fit_sample >= 10_000):
+    raise ValueError(f"fit_sample must be an integer >= 10000; got {fit_sample!r}")
 if not 0 < value_share <= 0.5:
     raise ValueError(f"value_share must be in (0, 0.5]; got {value_share!r}")
 THRESHOLDS = {"recency_days": list(fixed_recency_days), "frequency": list(fixed_frequency),
@@ -145,6 +149,12 @@ print(f"customers with only refunds, left out: {rfm_now.attrs['n_only_returns']:
 desc = rfm_now[["recency_days", "frequency", "monetary"]].describe(
     percentiles=[0.25, 0.5, 0.75, 0.9]).T
 display(desc.drop(columns="count").round(1))
+no_repeat = bool((rfm_now["frequency"] <= 1).all())  # every customer bought once
+if no_repeat:
+    ctx.skip("3. Frequency score", "no repeat buyers: every customer has exactly one purchase "
+             "occasion, so frequency is the same for everyone and every F score is 1; segments "
+             "rest on recency alone (only New, Promising, About to sleep, Hibernating and Lost "
+             "can occur)")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
@@ -355,8 +365,11 @@ if have_early:
     won = mig_n.loc[QUIET, GOOD].to_numpy().sum()
     print(f"slipping: {slipped:,} of {good_n:,} good customers ({slipped / max(good_n, 1):.1%})")
     print(f"won back: {won:,} of {quiet_n:,} gone-quiet customers ({won / max(quiet_n, 1):.1%})")
-    stay = mig_n.loc["Champions", "Champions"] / max(mig_n.loc["Champions"].sum(), 1)
-    print(f"Champions still Champions: {stay:.1%}")
+    if mig_n.loc["Champions"].sum() > 0:
+        stay = mig_n.loc["Champions", "Champions"] / mig_n.loc["Champions"].sum()
+        print(f"Champions still Champions: {stay:.1%}")
+    else:
+        print("Champions still Champions: no Champions at the earlier date")
     new_rev = mig_rev.loc["(not yet a customer)"].sum() / max(mig_rev.to_numpy().sum(), 1e-9)
     print(f"share of the window's net spend from customers new in the window: {new_rev:.1%}")
 
@@ -375,7 +388,10 @@ if have_early:
 # K-means on transformed RFM (log1p of each measure, then standardized, so that the skewed
 # monetary value does not dominate) finds groups from the data instead of from rules. Clusters
 # are numbered by mean net spend (1 = highest). The silhouette on a sample helps choose k; the
-# chapter uses `k_clusters`.
+# chapter uses `k_clusters`. With more than `fit_sample` customers (default 200,000; the default
+# data has far fewer) the scaling and the centres are fitted on a seeded random sample of
+# `fit_sample` customers and every customer is then assigned to the nearest centre: on three
+# features a sample that large places the centres as precisely as the whole base.
 
 # %%
 from sklearn.metrics import silhouette_score
@@ -396,7 +412,8 @@ print("silhouette by k (fitted on a sample of up to 3,000 customers):",
       ", ".join(f"k={k}: {v:.2f}" for k, v in sil.items()))
 
 # %%
-clusters, centres = rfm.kmeans_rfm(rfm_now, k_clusters, seed=seed, n_init=4)
+clusters, centres = rfm.kmeans_rfm(rfm_now, k_clusters, seed=seed, n_init=4,
+                                   fit_sample=fit_sample)
 display(centres.round(1))
 cross = pd.crosstab(segments_now.rename("segment"), clusters, normalize="index")
 fig, ax = plt.subplots(figsize=(7, 5))
@@ -437,6 +454,7 @@ print(f"adjusted Rand index, segments vs clusters: "
 # purchase rates a little inside the window for both arms but not the ranking of segments.)
 
 # %%
+no_repurchase = False  # nobody scored at the earlier date bought again in the window
 if not have_early:
     ctx.skip("8. Validation", f"fewer than 50 customers had bought by {T_EARLY:%Y-%m-%d}")
     valid = None
@@ -483,8 +501,15 @@ if valid is not None:
     champ = valid["segment"] == "Champions"
     print(f"scored at {T_EARLY:%Y-%m-%d}, outcome window {T_EARLY + pd.Timedelta(days=1):%Y-%m-%d}"
           f" .. {T_END:%Y-%m-%d}")
-    print(f"repurchase rate: Champions {valid.loc[champ, 'repurchased'].mean():.1%}, "
-          f"gone-quiet segments {valid.loc[quiet, 'repurchased'].mean():.1%}")
+    rate = {name: (f"{valid.loc[m, 'repurchased'].mean():.1%}" if m.any() else "no customers")
+            for name, m in (("champ", champ), ("quiet", quiet))}
+    print(f"repurchase rate: Champions {rate['champ']}, gone-quiet segments {rate['quiet']}")
+    no_repurchase = not valid["repurchased"].any()
+    if no_repurchase:
+        ctx.skip("8a. Rules vs clusters, 8b-8c. Guide 4.5 claim",
+                 f"no customer who had bought by {T_EARLY:%Y-%m-%d} bought again in the next "
+                 f"{window_days} days, so there is no repurchase (and no later spend) for "
+                 "segments or value groups to separate")
     if "truly_inactive" in valid:
         print(f"truly inactive (truth): Champions {valid.loc[champ, 'truly_inactive'].mean():.1%}, "
               f"gone-quiet segments {valid.loc[quiet, 'truly_inactive'].mean():.1%}")
@@ -497,13 +522,14 @@ if valid is not None:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-if valid is not None:
+if valid is not None and not no_repurchase:
     n_map = len(rfm.SEGMENT_MAP)
     groupings = {f"rule segments ({n_map})": valid["segment"],
                  "R score alone (5)": scores_early["R"]}
     for k in sorted({k_clusters, n_map}):
         if k < len(rfm_early):
-            groupings[f"K-means, k = {k}"] = rfm.kmeans_rfm(rfm_early, k, seed=seed, n_init=3)[0]
+            groupings[f"K-means, k = {k}"] = rfm.kmeans_rfm(rfm_early, k, seed=seed, n_init=3,
+                                                            fit_sample=fit_sample)[0]
     eta = pd.DataFrame({
         "future spend": {n: rfm.explained_share(valid["future_spend"], g)
                          for n, g in groupings.items()},
@@ -542,7 +568,7 @@ high_value_repurchase_rate = low_value_repurchase_rate = None
 claims = {}
 if valid is None:
     ctx.skip("8b. Guide 4.5 claim", f"fewer than 50 customers had bought by {T_EARLY:%Y-%m-%d}")
-else:
+elif not no_repurchase:
     by_spend = rfm.value_group_rates(rfm_early["monetary"], valid["repurchased"], value_share)
     claims["net spend to date"] = by_spend
     high_value_repurchase_rate = by_spend.loc["high", "rate"]
@@ -556,7 +582,7 @@ else:
 # %%
 from helpers import clv
 
-if valid is not None:
+if valid is not None and not no_repurchase:
     try:
         summ = clv.rfm_summary(orders_all, observation_end=T_EARLY, time_unit="W",
                                merge_same_day=same_day == "merge")
