@@ -296,6 +296,10 @@ class Context:
     def load(self) -> Any:
         """Load and validate the dataset (``helpers.data.load_dataset``), print a summary.
 
+        The validated result comes from the dataset cache when the runner's data check (or an
+        earlier chapter) built it; big tables such as ``events`` are then read only when the
+        chapter first uses them (see ``helpers.data.cache``). The printed summary is the same.
+
         Sets :attr:`analysis_date` to the dataset's default when the parameter was ``None``.
         """
         from helpers.data import load_dataset  # lazy: the data layer is heavy

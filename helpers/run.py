@@ -32,7 +32,14 @@ Before any chapter runs, every dataset the chapters will read is fingerprinted
 data-quality report goes to ``data_quality.txt``. A dataset that fails its contract (or whose
 privacy salt is not set) stops the run with exit code 2 before any chapter runs, the message in
 ``data_quality.txt`` and on stderr. The fingerprint is taken again after the chapters; if the data
-changed during the run, the run fails with exit code 1.
+changed during the run, the run fails with exit code 1. The data check also builds the
+validated-dataset cache (:mod:`helpers.data.cache`), so the chapters do not validate the data
+again and read big tables only when they use them.
+
+A relative dataset path is resolved once, from the folder the runner was started in (else from
+the project root), and the chapters receive the absolute path (:func:`pin_datasets`). Ctrl-C
+stops the run with a short message and exit code 130; ``metrics.json`` then says
+``run_status: interrupted`` and the chapter that was running has status ``interrupted``.
 """
 from __future__ import annotations
 

@@ -67,8 +67,21 @@ class Coercer:
     # -- kinds ---------------------------------------------------------------------------------
     @staticmethod
     def _clean_strings(s: pd.Series) -> pd.Series:
-        out = s.astype(STRING).str.strip()
-        return out.mask(out == "")
+        """``s`` as Arrow strings, stripped, empty strings missing.
+
+        Works on the distinct values (a 50M-row column of a few thousand ids or codes is
+        stripped once per value, not once per row) and returns the column itself, without a
+        copy, when no value changes (the usual case for typed Parquet columns).
+        """
+        text = s.astype(STRING)
+        codes, uniques = pd.factorize(text)
+        distinct = pd.Series(uniques, dtype=STRING)
+        cleaned = distinct.str.strip()
+        cleaned = cleaned.mask(cleaned == "")
+        if cleaned.equals(distinct):
+            return text
+        arr = cleaned.array.take(codes, allow_fill=True)
+        return pd.Series(arr, index=s.index, dtype=STRING, name=s.name)
 
     def _id(self, s: pd.Series, col: Column) -> pd.Series:
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
@@ -90,7 +103,7 @@ class Coercer:
         out = self._clean_strings(s)
         # a number column written as floats into a text file (pandas/Excel exports: "13085.0"):
         # when *every* id is digits + ".0", drop the ".0" (as for float ids in Parquet/SQL)
-        uniques = pd.Series(out.dropna().unique(), dtype=STRING)
+        uniques = pd.Series(pd.unique(out.array), dtype=STRING).dropna()
         if len(uniques) and uniques.str.fullmatch(r"-?\d+\.0+").all():
             out = out.str.replace(r"\.0+$", "", regex=True)
         return out
