@@ -35,6 +35,7 @@ The module is organised as the chapter is:
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -44,6 +45,49 @@ import pandas as pd
 from helpers.lifecycle import concat_same_dtype, isin
 
 DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _EventCodes:
+    """The events table as integer arrays (see :func:`_event_codes`)."""
+
+    customers: pd.Series  # distinct customer ids; ``cust`` indexes into them (-1 = missing)
+    cust: np.ndarray
+    ts: np.ndarray  # event time, int64 nanoseconds (NaT = the smallest int64)
+    etype: np.ndarray  # event type code, see ``type_code`` (-1 = missing)
+    type_code: dict[str, int]
+    session: np.ndarray | None  # session code (-1 = missing); None without session_id
+    n_sessions: int
+
+
+_EVENT_CODES: dict[int, tuple[weakref.ref, _EventCodes]] = {}
+
+
+def _event_codes(events: pd.DataFrame) -> _EventCodes:
+    """Integer codes of an events table, computed once per table object and reused.
+
+    The chapter builds features at several cutoffs from the same (large) events table; factorizing
+    its string columns once instead of at every cutoff keeps the cost linear in the events. The
+    memo is dropped when the table is garbage-collected and is only used for the very same
+    object, so a changed or different table is encoded afresh.
+    """
+    key = id(events)
+    hit = _EVENT_CODES.get(key)
+    if hit is not None and hit[0]() is events and hit[1].ts.shape[0] == len(events):
+        return hit[1]
+    cust, customers = pd.factorize(events["customer_id"])
+    ts = events["event_ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    etype, types = pd.factorize(events["event_type"])
+    session, n_sessions = None, 0
+    if "session_id" in events.columns:
+        session, sess_uniq = pd.factorize(events["session_id"])
+        n_sessions = len(sess_uniq)
+    enc = _EventCodes(customers=pd.Series(customers), cust=cust, ts=ts,
+                      etype=etype, type_code={str(v): i for i, v in enumerate(types)},
+                      session=session, n_sessions=n_sessions)
+    _EVENT_CODES[key] = (weakref.ref(events), enc)
+    weakref.finalize(events, _EVENT_CODES.pop, key, None)
+    return enc
 
 
 def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
@@ -273,34 +317,40 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
         disc = g["discount_amount"].sum().reindex(ids).fillna(0)
         f["discount_share"] = (disc / (disc + spend.reindex(ids).fillna(0))).fillna(0)
     if events is not None and len(events):
-        # one pass over the events: positions of the customers in `ids` (-1 = not asked for),
-        # then integer counting; only the rows of the last year are looked at
-        ets = events["event_ts"]
-        in_year = ((ets < t) & (ets >= t - 365 * DAY)).to_numpy(dtype=bool)
-        pos = _positions(events["customer_id"][in_year], ids)
-        keep = pos >= 0
-        pos = pos[keep]
-        e_ts = ets[in_year][keep]
+        # integer codes of the events table (computed once per table and reused for every
+        # cutoff), then masks and counting on arrays: linear in the events, no string work
+        enc = _event_codes(events)
         k = len(ids)
-        in30 = (e_ts >= t - 30 * DAY).to_numpy(dtype=bool)
-        etype = events["event_type"][in_year][keep]
+        cpos = _positions(enc.customers, ids)  # customer code -> position in ids
+        t_ns = t.value
+        in_year = (enc.ts < t_ns) & (enc.ts >= t_ns - 365 * DAY.value) & (enc.cust >= 0)
+        rows = np.flatnonzero(in_year)
+        pos = cpos[enc.cust[rows]]
+        keep = pos >= 0
+        rows, pos = rows[keep], pos[keep]
+        e_ts = enc.ts[rows]
+        in30 = e_ts >= t_ns - 30 * DAY.value
+        etype = enc.etype[rows]
         for col, name in (("view", "views_30d"), ("cart", "carts_30d")):
-            hit = in30 & (etype == col).to_numpy(dtype=bool, na_value=False)
+            hit = in30 & (etype == enc.type_code.get(col, -2))
             f[name] = np.bincount(pos[hit], minlength=k).astype(float)
-        if "session_id" in events.columns:  # distinct visits in the last 30 days
-            sid = pd.factorize(events["session_id"][in_year][keep][in30])[0].astype(np.int64)
+        if enc.session is not None:  # distinct visits in the last 30 days
+            sid = enc.session[rows[in30]]
             ok = sid >= 0
-            mult = max(int(sid.max()) + 1, 1) if len(sid) else 1
+            mult = max(enc.n_sessions, 1)
             pairs = np.unique(pos[in30][ok] * mult + sid[ok])
             s = np.bincount(pairs // mult, minlength=k)
         else:
             s = np.bincount(pos[in30], minlength=k)
         f["sessions_30d"] = s.astype(float)
-        last_e = e_ts.groupby(pos).max().reindex(range(k))
-        last_e.index = ids
+        last_ns = (pd.Series(e_ts).groupby(pos).max()  # latest event per customer
+                   .reindex(range(k), fill_value=np.iinfo(np.int64).min).to_numpy())
+        seen = last_ns != np.iinfo(np.int64).min
+        since = np.where(seen, (t_ns - last_ns) / DAY.value, np.nan)
         # no visit in the last year: count the whole year (or the tenure if shorter)
-        f["days_since_event"] = ((t - last_e) / DAY).fillna(np.minimum(f["tenure_days"], 365.0))
-        before = (e_ts >= t - 120 * DAY).to_numpy(dtype=bool) & ~in30
+        f["days_since_event"] = pd.Series(since, index=ids).fillna(
+            np.minimum(f["tenure_days"], 365.0))
+        before = (e_ts >= t_ns - 120 * DAY.value) & ~in30
         rate_before = pd.Series(np.bincount(pos[before], minlength=k) / 90, index=ids)
         rate_now = pd.Series(np.bincount(pos[in30], minlength=k) / 30, index=ids)
         f["event_trend"] = ((rate_now + 0.05) / (rate_before + 0.05)).clip(upper=5)

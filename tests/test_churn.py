@@ -427,3 +427,24 @@ def test_uplift_targeting_beats_risk_targeting_on_planted_offer(synthetic):
     risk = X["recency_days"]  # the simplest risk ranking: longest silence first
     top = lambda s: s.rank(ascending=False, method="first") <= 0.3 * len(s)  # noqa: E731
     assert truth[top(u)].mean() > truth.mean() > truth[top(risk)].mean()
+
+
+def test_build_features_reuses_event_codes_only_for_the_same_table():
+    o = _orders([("a", "2025-01-05", 50.0), ("b", "2025-02-01", 80.0), ("a", "2025-03-01", 20.0)])
+    ev = pd.DataFrame({"customer_id": ["a", "b", "a", "b", None],
+                       "event_type": ["view", "view", "cart", None, "view"],
+                       "session_id": ["s1", "s2", "s1", None, "s9"],
+                       "event_ts": _ts(["2025-03-20", "2025-03-25", "2025-04-20", "2025-04-21",
+                                        "2025-04-22"])})
+    ids = pd.Index(["a", "b"])
+    f1 = ch.build_features("2025-03-31", ids, o, events=ev)
+    f2 = ch.build_features("2025-04-30", ids, o, events=ev)  # same table, later cutoff
+    assert f1.loc["a", "views_30d"] == 1 and f1.loc["b", "views_30d"] == 1
+    assert f2.loc["a", "carts_30d"] == 1 and f2.loc["a", "views_30d"] == 0
+    assert f2.loc["b", "sessions_30d"] == 0  # its only April event has no session id
+    assert f2.loc["b", "days_since_event"] == pytest.approx(10.0)  # 04-21 00:00 to 05-01 00:00
+    ev2 = ev.copy()
+    ev2.loc[0, "event_type"] = "cart"  # a different table object is encoded afresh
+    g1 = ch.build_features("2025-03-31", ids, o, events=ev2)
+    assert g1.loc["a", "views_30d"] == 0 and g1.loc["a", "carts_30d"] == 1
+    pd.testing.assert_frame_equal(ch.build_features("2025-04-30", ids, o, events=ev.copy()), f2)
