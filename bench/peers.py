@@ -74,6 +74,7 @@ def prepare_inputs(data_dir: Path, out: Path) -> dict[str, Any]:
             "rows": int(len(tx)), "customers": int(tx["customer_id"].nunique()),
             "baskets": int(baskets["order_id"].nunique()), "basket_lines": int(len(baskets)),
             "products": int(baskets["product_id"].nunique()), "analysis_date": analysis,
+            "source": str(data_dir),
             "dir": str(out)}
 
 

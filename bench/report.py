@@ -258,7 +258,9 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _s(v: float | None) -> str:
-    return "—" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.1f}")
+    if v is None:
+        return "—"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
 def _gib(v: float | None) -> str:
@@ -479,7 +481,10 @@ def peers_markdown(peers: Mapping[str, Any]) -> list[str]:
     if peers.get("error"):
         return lines + [f"Not run: {peers['error']}", ""]
     inp = peers.get("input", {})
-    lines += [f"Input: {inp.get('description', '')} — {inp.get('rows', 0):,} transaction rows, "
+    desc = inp.get("description", "")
+    if inp.get("source"):
+        desc = desc.replace(str(inp["source"]), _short_path(inp["source"]))
+    lines += [f"Input: {desc} — {inp.get('rows', 0):,} transaction rows, "
               f"{inp.get('customers', 0):,} customers, {inp.get('baskets', 0):,} baskets; "
               f"peers from `bench/.venv-peers` ({', '.join(f'{k} {v}' for k, v in (peers.get('versions') or {}).items())}). "
               "Each side runs in its own process on the same Parquet files; only the function "
