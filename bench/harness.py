@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=str(RESULTS), help="parent folder of the run folders")
     ap.add_argument("--record", action="store_true",
                     help="copy SUMMARY.md, results.json, results.csv to bench/reference/")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a note for the summary (repeatable), e.g. about the machine's load")
     ap.add_argument("--summarize", metavar="RUN_DIR", default=None,
                     help="measure nothing: recompute totals, exponents and targets from "
                          "RUN_DIR/results.json and rewrite its three files (with --record: "
@@ -328,9 +330,11 @@ def record(paths: dict[str, Path]) -> None:
     print(f"recorded: {REFERENCE.relative_to(ROOT)}/ (commit it)")
 
 
-def resummarize(run_dir: Path, do_record: bool) -> int:
+def resummarize(run_dir: Path, do_record: bool, notes: list[str] | None = None) -> int:
     """Rewrite a run's results from its results.json (after a change of the report code)."""
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    results["notes"] = list(results.get("notes") or []) + [
+        n for n in (notes or []) if n not in (results.get("notes") or [])]
     for size in results.get("sizes", []):
         size["totals"] = report.size_totals(size["chapters"])
     paths = finish(results, run_dir)
@@ -359,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.chdir(ROOT)
     if args.summarize:
-        return resummarize(Path(args.summarize).absolute(), args.record)
+        return resummarize(Path(args.summarize).absolute(), args.record, args.note)
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     try:
@@ -389,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"sizes": [report.size_label(s) for s in sizes], "chapters": stems,
                     "params": args.params, "data_root": args.data_root,
                     "max_rss_gib": args.max_rss},
-        "sizes": [], "default_run": None, "peers": None, "notes": [],
+        "sizes": [], "default_run": None, "peers": None, "notes": list(args.note),
     }
     log(f"benchmark run {run_id} -> {run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}")
     synth_hash = generator_hash()
