@@ -709,3 +709,27 @@ def test_fingerprint_changes_with_any_file_and_hides_passwords(tmp_path, capsys)
     assert redact_url("postgresql://ann:s3cret@db/shop") == "postgresql://ann:***@db/shop"
     assert cli(["fingerprint", str(folder)]) == 0
     assert json.loads(capsys.readouterr().out)["sha256"] == second["sha256"]
+
+
+def test_row_ids_match_dataframe_duplicated() -> None:
+    """The compact row ids used by the duplicate checks group rows exactly like
+    ``DataFrame.duplicated`` (strings, missing values, floats, timestamps, booleans)."""
+    from helpers.data.validate import _duplicated, _row_ids
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({
+        "s": pd.array(rng.choice(["a", "b", None, " c"], n), dtype=pd.StringDtype("pyarrow")),
+        "f": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 3, n).astype(float)),
+        "t": pd.to_datetime(rng.integers(0, 3, n), unit="D"),
+        "b": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+    }, index=pd.RangeIndex(10, 10 + n))
+    for cols in (["s"], ["s", "f"], ["s", "f", "t", "b"]):
+        for keep in ("first", False):
+            expected = df[cols].duplicated(keep=keep)
+            got = _duplicated(df, cols, keep=keep)
+            pd.testing.assert_series_equal(got, expected, check_names=False)
+        ids = _row_ids(df, cols)
+        # same id <=> same row: as many ids as distinct rows
+        assert len(np.unique(ids)) == len(df[cols].drop_duplicates())
+    assert _duplicated(df.iloc[:0], ["s", "f"]).empty

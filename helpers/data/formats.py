@@ -218,7 +218,8 @@ class Builder:
             self.problems.append(Problem("orders", None, "the required table is not listed", 0, (),
                                          "add 'orders' under 'tables' in dataset.yaml."))
         self.raise_problems()
-        for name, df in list(frames.items()):
+        for name in list(frames):  # not list(frames.items()): the unchecked frames would
+            df = frames[name]       # stay referenced (and in memory) until the loop ends
             t = TABLES[name]
             self.start(name, df)
             if not len(df):
@@ -231,6 +232,7 @@ class Builder:
                              else c for c in cols)
             frames[name] = self.check(name, df, cols, t.key,
                                       merge_lines=(name == "order_lines"))
+            del df
         check_foreign_keys(self.ledger, frames, ["orders", "order_lines"])
         self._derive_order_totals(frames)
         check_foreign_keys(self.ledger, frames, ["returns", "events", "loyalty", "experiments",

@@ -185,19 +185,35 @@ class Ledger:
         return out
 
 
-def _coded(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``df[columns]`` with string columns replaced by integer codes (missing -> -1): equal
-    values get equal codes, so duplicate checks give the same answer, faster."""
-    out = {}
+def _row_ids(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One int64 id per row of ``df`` such that two rows get the same id exactly when they are
+    equal in every column of ``columns`` (missing values equal each other, as in
+    ``DataFrame.duplicated``).
+
+    Built column by column without hashing collisions: each column is factorized to compact
+    codes and folded into the running id (``id * n_codes + code``), which is re-factorized so it
+    stays below the number of rows (no overflow for tables of any realistic size). Only the
+    running id and one column's codes are in memory at a time, instead of a frame of codes.
+    """
+    ids: np.ndarray | None = None
     for c in columns:
-        s = df[c]
-        if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
-            codes = pd.factorize(s)[0]
-            # int32 codes where they fit: half the memory of 50M-row tables
-            out[c] = codes.astype(np.int32) if len(codes) < 2**31 - 1 else codes
-        else:
-            out[c] = s.to_numpy()
-    return pd.DataFrame(out, index=df.index)
+        codes = pd.factorize(df[c])[0]
+        n_codes = int(codes.max()) + 2 if len(codes) else 1  # missing (-1) -> 0
+        codes += 1
+        if ids is None:
+            ids = codes
+            continue
+        ids *= n_codes
+        ids += codes
+        del codes
+        ids = pd.factorize(ids)[0]
+    return ids if ids is not None else np.zeros(len(df), dtype=np.int64)
+
+
+def _duplicated(df: pd.DataFrame, columns: Sequence[str], keep: str | bool = "first") -> pd.Series:
+    """``df[columns].duplicated(keep=keep)``, computed on compact row ids (:func:`_row_ids`)."""
+    ids = _row_ids(df, columns)
+    return pd.Series(pd.Series(ids, copy=False).duplicated(keep=keep).to_numpy(), index=df.index)
 
 
 def _as_bool(mask: pd.Series) -> pd.Series:
@@ -266,11 +282,10 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
         if action in ("error", "set_aside"):
             alive = alive & ~mask
 
-    # 1. exact duplicates (on integer codes: each string column is hashed once per table)
+    # 1. exact duplicates (on compact integer row ids, see _row_ids)
     dup_cols = [c for c in df.columns if c not in duplicate_ignore]
-    coded = _coded(df, dup_cols)
     if len(df) and dup_cols:
-        fire(coded.duplicated(keep="first"), "exact_duplicate", None,
+        fire(_duplicated(df, dup_cols), "exact_duplicate", None,
              "rows identical to an earlier row", example_cols=ex_cols,
              column_label="(all columns)")
 
@@ -332,14 +347,14 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
 
     if not alive.all():
         df = df[alive.to_numpy()]
-        coded = coded[alive.to_numpy()]
+    del alive
     # 6. duplicate keys (non-identical rows sharing the key)
     if key and len(df):
-        keyed = coded[key] if set(key) <= set(coded.columns) else df[key]
-        mask = keyed.duplicated(keep=False)
+        ids = pd.Series(_row_ids(df, key), index=df.index, copy=False)
+        mask = ids.duplicated(keep=False)
         if mask.any():
             df = _duplicate_keys(ledger, table, df, mask, key, merge_lines,
-                                 first=~keyed.duplicated(keep="first"))
+                                 first=~ids.duplicated(keep="first"))
     return df
 
 
