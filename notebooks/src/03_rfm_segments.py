@@ -40,7 +40,7 @@ fixed_frequency = [2, 3, 5, 8]  # 4 ascending cut points (purchases) for method 
 fixed_monetary = [300, 1000, 3000, 8000]  # 4 ascending cut points (currency) for method "fixed"
 window_days = 184  # positive int: days between the earlier scoring date and analysis_date
 k_clusters = 4  # int, 2 or more: clusters for the K-means comparison
-fit_sample = 200_000  # int >= 10000: above this many customers K-means is fitted on a sample
+fit_sample = 200_000  # int >= 10000: above this many customers K-means and CLV fit a sample
 value_share = 0.2  # in (0, 0.5]: share of customers in the high- and in the low-value group
 tier_window_days = 365  # int > 0: trailing days of net spend that set the member tier
 tier_gold_min = 3000.0  # trailing net spend (dataset currency) for gold card (金卡)
@@ -577,7 +577,9 @@ elif not no_repurchase:
 # %% [markdown]
 # "Value" can also mean *predicted* value. The lifecycle chapter's models (BG/NBD + Gamma-Gamma,
 # `helpers.clv`) fitted on the data up to the scoring date give each customer a 12-month CLV;
-# the same comparison on that ranking:
+# the same comparison on that ranking. With more than `fit_sample` customers the two models'
+# four and three parameters are estimated on a seeded random sample of `fit_sample` customers
+# (their standard errors are already tiny at that size) and every customer is then scored.
 
 # %%
 from helpers import clv
@@ -586,8 +588,14 @@ if valid is not None and not no_repurchase:
     try:
         summ = clv.rfm_summary(orders_all, observation_end=T_EARLY, time_unit="W",
                                merge_same_day=same_day == "merge")
-        bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
-        gg = clv.GammaGammaModel().fit(summ["frequency"], summ["monetary_value"])
+        fit_on = summ  # above fit_sample customers: fitted on a seeded sample, all scored
+        if len(summ) > fit_sample:
+            fit_on = summ.iloc[np.sort(np.random.default_rng(seed).choice(
+                len(summ), fit_sample, replace=False))]
+            print(f"CLV models fitted on a seeded sample of {fit_sample:,} of {len(summ):,} "
+                  "customers; every customer scored")
+        bg = clv.BetaGeoModel().fit(fit_on["frequency"], fit_on["recency"], fit_on["T"])
+        gg = clv.GammaGammaModel().fit(fit_on["frequency"], fit_on["monetary_value"])
         clv_early = clv.customer_clv(bg, gg, summ, horizon=12, time_unit="W")
         claims["model CLV, 12 months"] = rfm.value_group_rates(
             clv_early.reindex(rfm_early.index), valid["repurchased"], value_share)
