@@ -450,11 +450,20 @@ class SegmentPopularity(Recommender):
         self.table = share
         self.overall = overall
 
-    def score_customers(self, customer_ids: Sequence[str]) -> np.ndarray:
+    def segment_codes(self, customer_ids: Sequence[str]) -> np.ndarray:
+        """Row of :attr:`table` for each customer (``-1``: a segment unseen in training). Look
+        customers up once and score them with :meth:`score_codes` in batches."""
         seg = self.segment_of.reindex(pd.Index(customer_ids)).fillna("(unknown)").astype(str)
-        code = self.labels.get_indexer(seg)
+        return self.labels.get_indexer(seg)
+
+    def score_codes(self, code: np.ndarray) -> np.ndarray:
+        """Scores of customers given by their :meth:`segment_codes`."""
+        code = np.asarray(code)
         out = np.where(code[:, None] >= 0, self.table[np.maximum(code, 0)], self.overall[None, :])
         return out + self._tiebreak()[None, :]
+
+    def score_customers(self, customer_ids: Sequence[str]) -> np.ndarray:
+        return self.score_codes(self.segment_codes(customer_ids))
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         ids = self.inter.users[np.maximum(rows, 0)]
@@ -921,9 +930,9 @@ def compare_cold(ev: EvalSet, models: Mapping[str, Recommender], k: int,
     rows, per, recs = [], {}, {}
     todo: list[tuple[str, Recommender, object]] = [(n, m, None) for n, m in models.items()]
     if segment_model is not None:
-        ids = ev.cold_ids
+        codes = segment_model.segment_codes(ev.cold_ids)  # one look-up, then batches
         todo.append((segment_model.name, segment_model,
-                     lambda pos: segment_model.score_customers(ids[pos])))
+                     lambda pos: segment_model.score_codes(codes[pos])))
     for name, m, fn in todo:
         r = recommend(m, none, k, exclude_seen=False, scores_fn=fn)
         recs[name] = r
