@@ -733,3 +733,22 @@ def test_row_ids_match_dataframe_duplicated() -> None:
         # same id <=> same row: as many ids as distinct rows
         assert len(np.unique(ids)) == len(df[cols].drop_duplicates())
     assert _duplicated(df.iloc[:0], ["s", "f"]).empty
+
+
+def test_take_rows_consume_matches_boolean_indexing() -> None:
+    """Moving the kept rows column by column gives the same frame as ``df[keep]``."""
+    from helpers.data.validate import _take_rows
+
+    df = pd.DataFrame({
+        "a": pd.array(["x", None, "z", "w"], dtype=pd.StringDtype("pyarrow")),
+        "t": pd.to_datetime([1, 2, 3, 4], unit="D"),
+        "f": [1.0, np.nan, 3.0, 4.0],
+        "b": pd.array([True, None, False, True], dtype="boolean"),
+    }, index=pd.RangeIndex(5, 9))
+    keep = np.array([True, False, True, False])
+    expected = df[keep]
+    handed_over = df.copy()
+    pd.testing.assert_frame_equal(_take_rows(handed_over, keep, consume=True), expected)
+    assert handed_over.shape[1] == 0  # the columns were moved out, not copied
+    pd.testing.assert_frame_equal(_take_rows(df, keep, consume=False), expected)
+    assert df.shape == (4, 4)

@@ -231,7 +231,7 @@ class Builder:
                 cols = tuple(replace(c, required=True, nullable=False) if c.name == "amount"
                              else c for c in cols)
             frames[name] = self.check(name, df, cols, t.key,
-                                      merge_lines=(name == "order_lines"))
+                                      merge_lines=(name == "order_lines"), consume=True)
             del df
         check_foreign_keys(self.ledger, frames, ["orders", "order_lines"])
         self._derive_order_totals(frames)

@@ -260,13 +260,17 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
                key: Sequence[str], *, limit: pd.Timestamp, limit_label: str,
                duplicate_ignore: Sequence[str] = (),
                non_product: pd.Series | None = None, non_product_column: Column | None = None,
-               merge_lines: bool = False, example_key: Sequence[str] = ()) -> pd.DataFrame:
+               merge_lines: bool = False, example_key: Sequence[str] = (),
+               consume: bool = False) -> pd.DataFrame:
     """Run the row-level checks on one table (``columns``: the contract columns it carries).
 
     ``key``: the table's unique key (rule ``duplicate_key``); ``example_key``: columns that
     identify a row in messages when there is no key; ``duplicate_ignore``: columns left out of
     the exact-duplicate comparison; ``non_product``: mask of non-product lines (format lines);
-    ``merge_lines``: ``duplicate_key: repair`` merges lines instead of keeping the first.
+    ``merge_lines``: ``duplicate_key: repair`` merges lines instead of keeping the first;
+    ``consume``: the caller hands ``df`` over (it is not used afterwards): when rows leave the
+    table its columns are moved one by one into the result and removed from ``df``, so the
+    table is not held twice at the peak (see :func:`_take_rows`).
     """
     present = [c for c in columns if c.name in df.columns]
     key = [k for k in key if k in df.columns]
@@ -346,7 +350,7 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
                  f"timestamps after the data end {limit_label}")
 
     if not alive.all():
-        df = df[alive.to_numpy()]
+        df = _take_rows(df, alive.to_numpy(), consume=consume)
     del alive
     # 6. duplicate keys (non-identical rows sharing the key)
     if key and len(df):
@@ -356,6 +360,23 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
             df = _duplicate_keys(ledger, table, df, mask, key, merge_lines,
                                  first=~ids.duplicated(keep="first"))
     return df
+
+
+def _take_rows(df: pd.DataFrame, keep: np.ndarray, *, consume: bool) -> pd.DataFrame:
+    """``df[keep]`` (``keep``: boolean array). With ``consume`` the result is built column by
+    column and each column is deleted from ``df`` as soon as its kept rows are copied: peak
+    memory is the table plus one column instead of two tables (``df`` is left without columns,
+    so only pass ``consume=True`` for a frame nobody uses afterwards)."""
+    if not consume:
+        return df[keep]
+    out: dict[object, object] = {}
+    for c in list(df.columns):
+        s = df[c]
+        out[c] = s.array[keep] if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) \
+            else s.to_numpy()[keep]
+        del s
+        del df[c]
+    return pd.DataFrame(out, index=df.index[keep], copy=False)
 
 
 def _duplicate_keys(ledger: Ledger, table: str, df: pd.DataFrame, mask: pd.Series,
