@@ -88,7 +88,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy import special, stats
 
 # --------------------------------------------------------------------------------------------
 # World description
@@ -706,6 +705,9 @@ def _poisson_ppf(q: np.ndarray, mu: np.ndarray, margin: float = 1e-5) -> np.ndar
     hands the rows where ``q`` lies within ``margin`` above ``pdtr(k - 1, mu)`` (where an
     inversion error could tip the rounding) back to scipy itself.
     """
+    from scipy import special, stats  # imported here: scipy costs seconds at import, and
+    # reading the answer key (Truth) in every chapter does not need it
+
     q = np.asarray(q, dtype=float)
     mu = np.broadcast_to(np.asarray(mu, dtype=float), q.shape)
     k = np.zeros(q.shape)
