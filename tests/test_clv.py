@@ -415,3 +415,35 @@ def test_vectorized_summary_matches_groupby_reference(dtype):
     np.testing.assert_allclose(ch["frequency_holdout"],
                                full.loc[ch.index, "frequency"] - ch["frequency_cal"])
     assert (ch["duration_holdout"] == 61).all()
+
+
+def test_large_sample_fit_accepts_bfgs_precision_loss_without_nelder_mead(monkeypatch):
+    """Replicating every customer 400 times keeps the maximum but makes the objective so large
+    that BFGS's absolute gradient tolerance is out of reach ("precision loss"). The fit must
+    accept that converged point (the same parameters) instead of a minutes-long Nelder-Mead."""
+    truth = {"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}
+    x, tx, T = _simulate_bgnbd(truth, 3000, 40.0, seed=11)
+    small = clv.BetaGeoModel().fit(x, tx, T)
+    methods: list[str] = []
+    real_minimize = clv.optimize.minimize
+
+    def spy(fun, x0, method=None, **kw):
+        methods.append(method)
+        return real_minimize(fun, x0, method=method, **kw)
+
+    monkeypatch.setattr(clv.optimize, "minimize", spy)
+    rep = 400
+    big = clv.BetaGeoModel().fit(np.tile(x, rep), np.tile(tx, rep), np.tile(T, rep))
+    assert "Nelder-Mead" not in methods, methods
+    for k in truth:
+        assert big.params_[k] == pytest.approx(small.params_[k], rel=1e-3), k
+
+
+def test_converged_relative_needs_precision_loss_and_a_small_relative_gradient():
+    from scipy.optimize import OptimizeResult
+    ok = OptimizeResult(status=2, fun=465_000.0, jac=np.array([0.012, -0.003]))
+    assert clv._converged_relative(ok)
+    assert not clv._converged_relative(OptimizeResult(status=2, fun=465_000.0, jac=np.array([5.0, 0.0])))
+    assert not clv._converged_relative(OptimizeResult(status=1, fun=465_000.0, jac=np.array([0.0, 0.0])))
+    assert not clv._converged_relative(OptimizeResult(status=2, fun=10.0, jac=np.array([0.012])))
+    assert not clv._converged_relative(OptimizeResult(status=2, fun=465_000.0, jac=np.array([np.nan])))
