@@ -399,18 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     synth_hash = generator_hash()
     data_root = Path(args.data_root) if args.data_root else None
     try:
-        if not args.peers_only:
-            if not args.no_default:
-                results["default_run"] = run_default(run_dir, args.params, rss_limit)
-                finish(results, run_dir)
-            for n in sizes:
-                try:
-                    results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
-                                                     synth_hash, rss_limit, Path(args.data_dir)))
-                except RuntimeError as exc:  # e.g. the generator failed: the other sizes go on
-                    results["notes"].append(f"size {report.size_label(n)} not measured: {exc}")
-                    log(f"  error: {exc}")
-                finish(results, run_dir)
+        # the peers first: a few minutes, so a long 1M size interrupted later still leaves them
         if not args.no_peers:
             from bench.peers import PEER_PYTHON, run_peers
 
@@ -424,6 +413,19 @@ def main(argv: list[str] | None = None) -> int:
             except (RuntimeError, OSError, ValueError) as exc:
                 results["peers"] = {"error": f"{type(exc).__name__}: {exc}"}
             results["peers"]["size"] = report.size_label(peer_size)
+            finish(results, run_dir)
+        if not args.peers_only:
+            if not args.no_default:
+                results["default_run"] = run_default(run_dir, args.params, rss_limit)
+                finish(results, run_dir)
+            for n in sizes:
+                try:
+                    results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
+                                                     synth_hash, rss_limit, Path(args.data_dir)))
+                except RuntimeError as exc:  # e.g. the generator failed: the other sizes go on
+                    results["notes"].append(f"size {report.size_label(n)} not measured: {exc}")
+                    log(f"  error: {exc}")
+                finish(results, run_dir)
     except KeyboardInterrupt:
         results["notes"].append("interrupted: partial results")
         log("interrupted; writing partial results")
