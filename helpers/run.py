@@ -44,13 +44,14 @@ stops the run with a short message and exit code 130; ``metrics.json`` then says
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -366,12 +367,39 @@ def execute_chapter(src: Path, dest: Path, parameters: Mapping[str, Any], cwd: P
     # only add false "Unable to parse line" / "Passed unknown parameter" warnings.
     logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    pm.execute_notebook(
-        str(src), str(dest), parameters=dict(parameters), kernel_name=KERNEL_NAME,
-        cwd=str(cwd), progress_bar=False, log_output=False, execution_timeout=timeout,
-        # keep the kernel's own start-up log (e.g. its transport notice) off the terminal
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    )
+    with kernel_stderr_to(dest.with_suffix(".kernel.log")):
+        pm.execute_notebook(
+            str(src), str(dest), parameters=dict(parameters), kernel_name=KERNEL_NAME,
+            cwd=str(cwd), progress_bar=False, log_output=False, execution_timeout=timeout,
+            # keep the kernel's own start-up log (e.g. its transport notice) off the terminal
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+
+
+@contextlib.contextmanager
+def kernel_stderr_to(path: Path) -> Iterator[None]:
+    """Send what the notebook kernel writes to stderr into ``path`` instead of the terminal.
+
+    The kernel inherits the runner's file descriptor 2 when it starts, so fd 2 points at
+    ``path`` while a chapter runs and is restored afterwards. This keeps kernel-side noise off a
+    scheduled run's console, notably the traceback ipykernel logs when Ctrl-C reaches it while
+    the runner is already closing the connection. An empty log is removed.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        try:
+            if path.stat().st_size == 0:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def export_html(notebook: Path) -> Path:

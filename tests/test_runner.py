@@ -250,22 +250,29 @@ def test_on_error_continue_runs_the_rest(small_dataset, tmp_path):
     assert (out / "06_loyalty_roi.html").exists()
 
 
-@pytest.mark.slow
-def test_kernel_is_this_environment_and_cwd_is_the_notebooks_folder(tmp_path):
-    """The runner's kernel runs this venv's Python, in the notebooks' folder, whatever the cwd."""
+def _one_cell_notebook(tmp_path: Path, stem: str, parameters: str, code: str) -> Path:
+    """A folder ``nbs`` holding notebook ``stem`` with a ``parameters`` cell and one code cell."""
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    params = nbformat.v4.new_code_cell("seed = 1")
+    params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, nbdir / f"{stem}.ipynb")
+    return nbdir
+
+
+@pytest.mark.slow
+def test_kernel_is_this_environment_and_cwd_is_the_notebooks_folder(tmp_path):
+    """The runner's kernel runs this venv's Python, in the notebooks' folder, whatever the cwd."""
+    nbdir = _one_cell_notebook(
+        tmp_path, "99_where", "seed = 1",
         "import os, sys\n"
         "import helpers as hb\n"
         "ctx = hb.setup('99_where', dataset='synthetic', seed=seed)\n"
-        "ctx.record_metrics({'cwd': os.getcwd(), 'python': sys.executable, 'seed': seed})")]
-    nbformat.write(nb, nbdir / "99_where.ipynb")
+        "ctx.record_metrics({'cwd': os.getcwd(), 'python': sys.executable, 'seed': seed})")
     out = tmp_path / "out"
     res = cli("--notebooks-dir", str(nbdir), "--out", str(out), "-p", "seed=5")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -602,18 +609,27 @@ def test_sigint_during_a_slow_data_check_exits_130_without_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_sigint_during_a_chapter_exits_130_without_traceback(tmp_path):
-    nbdir = tmp_path / "nbs"
-    nbdir.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    params = nbformat.v4.new_code_cell("dataset = 'cdnow_sample'")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
-        "print('started', flush=True)\nimport time\ntime.sleep(300)")]
-    nbformat.write(nb, nbdir / "01_sleep.ipynb")
+    nbdir = _one_cell_notebook(tmp_path, "01_sleep", "dataset = 'cdnow_sample'",
+                               "print('started', flush=True)\nimport time\ntime.sleep(300)")
     out = tmp_path / "run"
     res = _interrupt(["--notebooks-dir", str(nbdir), "--out", str(out)], "Running", tmp_path,
                      delay=8.0)
     doc = _assert_interrupted(out, res.stderr, res.returncode, "chapter 01_sleep")
     assert doc["status"]["01_sleep"]["status"] == "interrupted"
+
+
+def test_kernel_stderr_goes_to_the_chapter_log_and_an_empty_log_is_removed(tmp_path, capfd):
+    """A child process started inside the block (as the kernel is) writes its stderr to the log,
+    not to the terminal; fd 2 is restored afterwards."""
+    log = tmp_path / "01_x.kernel.log"
+    with run.kernel_stderr_to(log):
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('kernel noise\\n')"],
+                       check=True)
+    print("after", file=sys.stderr, flush=True)
+    assert log.read_text() == "kernel noise\n"
+    err = capfd.readouterr().err
+    assert "kernel noise" not in err and "after" in err
+    quiet = tmp_path / "02_y.kernel.log"
+    with run.kernel_stderr_to(quiet):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert not quiet.exists()
