@@ -175,7 +175,8 @@ def test_full_run_on_small_data(small_dataset, tmp_path):
 
     doc = json.loads((out / "metrics.json").read_text())
     assert set(doc) == {"chapters", "status", "parameters", "package_versions", "data_check",
-                        "data_fingerprint", "started", "finished"}
+                        "data_fingerprint", "started", "finished", "run_status"}
+    assert doc["run_status"] == "ok"
     assert doc["data_check"] == {str(small_dataset): {"status": "ok", "error": None}}
     assert "Rows per table" in (out / "data_quality.txt").read_text()
     assert sorted(doc["chapters"]) == STEMS
