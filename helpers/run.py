@@ -34,7 +34,10 @@ privacy salt is not set) stops the run with exit code 2 before any chapter runs,
 ``data_quality.txt`` and on stderr. The fingerprint is taken again after the chapters; if the data
 changed during the run, the run fails with exit code 1. The data check also builds the
 validated-dataset cache (:mod:`helpers.data.cache`), so the chapters do not validate the data
-again and read big tables only when they use them.
+again and read big tables only when they use them. It runs in a child process
+(:func:`check_in_child`), so its memory is returned before the chapters run; a check whose process
+dies (e.g. killed when memory runs out) stops the run with exit code 2 and ``run_status: data
+check crashed``.
 
 A relative dataset path is resolved once, from the folder the runner was started in (else from
 the project root), and the chapters receive the absolute path (:func:`pin_datasets`). Ctrl-C
@@ -74,6 +77,7 @@ VERSIONED_PACKAGES = (
 )  # every direct dependency of pyproject.toml (tests/test_runner.py checks)
 DATA_QUALITY_NAME = "data_quality.txt"
 INTERRUPTED = "interrupted"
+DATA_CRASHED = "data check crashed"  # run_status when the data-check process died
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
@@ -424,11 +428,13 @@ def summary(plan: Plan, results: Mapping[str, ChapterResult], run_info: Mapping[
     ``{"status": "ok"|"failed"|"not run", "seconds", "error", "sections_skipped"}``;
     ``parameters``: what each chapter received and where it came from; ``package_versions``;
     ``started``/``finished`` (ISO 8601, ``finished`` is null while running);
-    ``data_check``: dataset -> ``{"status": "ok"|"failed", "error"}`` of the pre-flight load;
+    ``data_check``: dataset -> ``{"status": "ok"|"failed"|"crashed", "error"}`` of the
+    pre-flight load (``crashed``: its process died, e.g. out of memory);
     ``data_fingerprint``: ``{"before": {dataset: fingerprint}, "after": ... (null until the
     chapters are done), "changed": [datasets whose fingerprint differs]}``; ``run_status``:
-    ``running`` (default while ``finished`` is null), ``ok``, ``failed``, ``data error`` or
-    ``interrupted`` (Ctrl-C; the chapter that was running has status ``interrupted``).
+    ``running`` (default while ``finished`` is null), ``ok``, ``failed``, ``data error``,
+    ``data check crashed`` (exit code 2 as for a data error) or ``interrupted`` (Ctrl-C; the
+    chapter that was running has status ``interrupted``).
     """
     if run_status is None:
         run_status = "running" if finished is None else "ok"
@@ -589,34 +595,132 @@ def _fp_hash(fp: Mapping[str, Any] | None) -> str | None:
     return None if fp is None else fp.get("sha256")
 
 
+def _check_dataset(name: str) -> tuple[str, str]:
+    """Load dataset ``name`` (validating it and filling the dataset cache) and return
+    ``("ok", report)`` or ``("failed", error message)``. Runs in the data-check child process."""
+    from helpers.data import load_dataset
+
+    try:
+        ds = load_dataset(name)
+        report = ds.report()
+        del ds
+    except Exception as exc:  # noqa: BLE001 - DataContractError, a missing salt, a bad file
+        msg = str(exc) if type(exc).__name__ == "DataContractError" else _error_text(exc)
+        return "failed", msg
+    return "ok", report
+
+
+def _check_child_main(name: str, conn: Any) -> None:
+    """Entry point of the data-check child: send :func:`_check_dataset`'s result to ``conn``."""
+    try:
+        result: tuple[str, str] = _check_dataset(name)
+    except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError: report it, do not hang
+        result = ("failed", _error_text(exc))
+    conn.send(result)
+    conn.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while a child process is started: the child inherits the disposition (an
+    ignored signal stays ignored across exec, and Python keeps it so), so a Ctrl-C at the
+    terminal, which reaches the whole process group, interrupts only the runner, which then
+    stops the child (no second traceback from the child)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _crash_text(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            sig = signal.Signals(-exitcode).name
+        except ValueError:
+            sig = f"signal {-exitcode}"
+        hint = (" — most likely the system ran out of memory and its OOM killer stopped it; "
+                "free memory or use a machine with more RAM") if -exitcode == signal.SIGKILL else ""
+        return f"the data check's process was killed by {sig}{hint}"
+    return f"the data check's process exited with code {exitcode} without a result"
+
+
+def check_in_child(name: str, *, target: Any = None) -> tuple[str, str]:
+    """:func:`_check_dataset` in a fresh child process (multiprocessing ``spawn``).
+
+    Validating a big dataset takes gigabytes that the allocators (glibc, Arrow's pool) do not
+    give back after the dataset is dropped; in a child process they are returned to the system
+    when it ends, so the runner stays small while the chapters run. Returns ``("ok", report)``,
+    ``("failed", message)`` (a data error, the same message as a load in this process), or
+    ``("crashed", message)`` when the child died without a result (e.g. killed by the OOM
+    killer). Ctrl-C (``KeyboardInterrupt``) stops the child and propagates. ``target`` (tests
+    only) replaces the child's entry point (``f(name, connection)``, importable by the child).
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target or _check_child_main, args=(name, sender),
+                       name="handbook-data-check", daemon=True)
+    try:
+        with _sigint_ignored():
+            proc.start()
+        sender.close()
+        try:
+            result = receiver.recv()
+        except EOFError:  # the child ended without sending anything
+            result = None
+        proc.join()
+    except BaseException:  # Ctrl-C (or anything else): do not leave the child running
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        raise
+    finally:
+        receiver.close()
+        sender.close()
+    if result is None:
+        return "crashed", _crash_text(proc.exitcode)
+    status, text = result
+    return str(status), str(text)
+
+
 def preflight(datasets: Sequence[str], run_dir: Path) -> tuple[dict[str, Any], str | None]:
     """Fingerprint and load each dataset once, before any chapter runs.
 
-    Writes every dataset's data-quality report (or its error) to ``data_quality.txt`` in
-    ``run_dir``. Returns ``(data, error)``: ``data`` is the record for ``metrics.json``
-    (``{"check": ..., "fingerprint": {"before": ..., "after": None, "changed": []}}``) and
-    ``error`` the first dataset error message (``None`` when all loaded).
+    Each load runs in a child process (:func:`check_in_child`), so the memory it takes is given
+    back before the first chapter starts. Writes every dataset's data-quality report (or its
+    error) to ``data_quality.txt`` in ``run_dir``. Returns ``(data, error)``: ``data`` is the
+    record for ``metrics.json`` (``{"check": ..., "fingerprint": {"before": ..., "after": None,
+    "changed": []}}``; ``check``: dataset -> ``{"status": "ok"|"failed"|"crashed", "error"}``)
+    and ``error`` the first dataset error message (``None`` when all loaded).
     """
-    from helpers.data import load_dataset
-
     check: dict[str, dict[str, Any]] = {}
     before: dict[str, Any] = {}
     parts: list[str] = []
     error: str | None = None
     for name in datasets:
         before[name] = _fingerprint(name)  # before loading: it describes what was loaded
-        try:
-            ds = load_dataset(name)
-            report = ds.report()
-            del ds
-        except Exception as exc:  # noqa: BLE001 - DataContractError, a missing salt, a bad file
-            msg = str(exc) if type(exc).__name__ == "DataContractError" else _error_text(exc)
-            check[name] = {"status": "failed", "error": msg}
-            parts.append(f"== dataset {name}: FAILED (no chapter was run)\n\n{msg}\n")
-            error = error or f"dataset {name!r}: {msg}"
+        status, text = check_in_child(name)
+        if status != "ok":
+            check[name] = {"status": status, "error": text}
+            label = "FAILED" if status == "failed" else "CRASHED"
+            parts.append(f"== dataset {name}: {label} (no chapter was run)\n\n{text}\n")
+            error = error or f"dataset {name!r}: {text}"
             continue
         check[name] = {"status": "ok", "error": None}
-        parts.append(f"== dataset {name}: ok (sha256 {_fp_hash(before[name])})\n\n{report}\n")
+        parts.append(f"== dataset {name}: ok (sha256 {_fp_hash(before[name])})\n\n{text}\n")
     if not datasets:
         parts.append("No chapter reads a dataset parameter; nothing to check.\n")
     (run_dir / DATA_QUALITY_NAME).write_text("\n".join(parts), encoding="utf-8")
@@ -693,8 +797,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 data, data_error = preflight(datasets, run_dir)
                 if data_error is not None:
                     now = _now()
+                    crashed = any(c["status"] == "crashed" for c in data["check"].values())
                     _write_json(run_dir / "metrics.json", summary(
-                        plan, results, run_info, now, now, data, run_status="data error"))
+                        plan, results, run_info, now, now, data,
+                        run_status=DATA_CRASHED if crashed else "data error"))
                     print(f"error: data check failed, no chapter was run: {data_error}\n"
                           f"(report: {run_dir / DATA_QUALITY_NAME})", file=sys.stderr)
                     return 2

@@ -575,9 +575,10 @@ def test_ctrl_c_during_a_chapter(small_dataset, tmp_path, monkeypatch, capsys):
 
 
 def _interrupt(args: list[str], wait_for: str, cwd: Path, delay: float = 1.0,
-               prelude: str = "") -> subprocess.CompletedProcess[str]:
-    """Start the runner, wait for ``wait_for`` on stdout, then press Ctrl-C (SIGINT to its
-    process group, as a terminal does)."""
+               prelude: str = "", wait_file: Path | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    """Start the runner, wait for ``wait_for`` on stdout (and for ``wait_file`` to exist), then
+    press Ctrl-C (SIGINT to its process group, as a terminal does)."""
     import signal
     import time
 
@@ -593,6 +594,9 @@ def _interrupt(args: list[str], wait_for: str, cwd: Path, delay: float = 1.0,
         if not line:
             break
         seen += line
+    deadline = time.monotonic() + 120
+    while wait_file is not None and not wait_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=300)
@@ -634,3 +638,77 @@ def test_kernel_stderr_goes_to_the_chapter_log_and_an_empty_log_is_removed(tmp_p
     with run.kernel_stderr_to(quiet):
         subprocess.run([sys.executable, "-c", "pass"], check=True)
     assert not quiet.exists()
+
+
+# ---------------------------------------------------------------------------- data check child
+
+
+def _killed_check(name, conn):  # a data-check child that dies like an OOM-killed process
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _slow_check(name, conn):  # a data-check child that would run for two minutes
+    import time
+
+    Path(f"{name}.child.pid").write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_data_check_runs_in_a_child_and_returns_the_report(small_dataset):
+    from helpers.data import load_dataset
+
+    status, text = run.check_in_child(str(small_dataset))
+    assert status == "ok"
+    assert text == load_dataset(small_dataset).report()
+
+
+def test_data_check_error_in_the_child_has_the_same_message(small_dataset, tmp_path):
+    from helpers.data import DataContractError, load_dataset
+
+    bad = _copy_dataset(small_dataset, tmp_path / "bad")
+    (bad / "orders.parquet").unlink()
+    status, text = run.check_in_child(str(bad))
+    with pytest.raises(DataContractError) as info:
+        load_dataset(bad)
+    assert status == "failed" and text == str(info.value)
+
+
+def test_a_killed_data_check_child_is_a_clear_failure(small_dataset, tmp_path, monkeypatch,
+                                                      capsys):
+    status, text = run.check_in_child(str(small_dataset), target=_killed_check)
+    assert status == "crashed"
+    assert "SIGKILL" in text and "memory" in text
+    real = run.check_in_child
+    monkeypatch.setattr(run, "check_in_child",
+                        lambda name: real(name, target=_killed_check))
+    out = tmp_path / "run"
+    code = run.main(["--params", str(PARAMS / "small.yaml"), "-p", f"dataset={small_dataset}",
+                     "--chapters", "03", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "data check failed" in err and "SIGKILL" in err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["run_status"] == run.DATA_CRASHED
+    assert doc["data_check"][str(small_dataset)]["status"] == "crashed"
+    assert "CRASHED" in (out / run.DATA_QUALITY_NAME).read_text()
+    assert not (out / run.LOCK_NAME).exists()
+
+
+def test_sigint_during_the_child_data_check_stops_the_child(small_dataset, tmp_path):
+    """A real Ctrl-C (SIGINT to the process group) while the child checks the data: the runner
+    exits 130 without a traceback, and the child process does not outlive it."""
+    data = _copy_dataset(small_dataset, tmp_path / "data")
+    out = tmp_path / "run"
+    prelude = ("import functools, sys\nsys.path.insert(0, %r)\nimport test_runner\n"
+               "import helpers.run as r\n"
+               "r.check_in_child = functools.partial(r.check_in_child, "
+               "target=test_runner._slow_check)" % str(Path(__file__).parent))
+    res = _interrupt(["--params", str(PARAMS / "small.yaml"), "--chapters", "03", "-p",
+                      f"dataset={data}", "--out", str(out)], "Checking data", tmp_path,
+                     delay=1.0, prelude=prelude, wait_file=Path(f"{data}.child.pid"))
+    _assert_interrupted(out, res.stderr, res.returncode, "the data check")
+    pid = int(Path(f"{data}.child.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
