@@ -2,6 +2,7 @@
 
 >>> ds = load_dataset("cdnow_sample")              # by name, or a path to dataset.yaml / folder
 >>> ds.orders.head(); ds.quality; ds.issues; ds.set_aside["orders"]
+>>> ds.read("events", columns=["customer_id", "event_ts"])   # only these columns are read
 
 See ``docs/architecture.md`` (Dataset API) and ``docs/datasets.md`` (dataset.yaml schema, rules).
 Command line: ``python -m helpers.data validate <name-or-path>``; ``fingerprint <name-or-path>``

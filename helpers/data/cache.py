@@ -45,7 +45,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -178,14 +178,21 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
     cache on first access (then kept). :meth:`n_rows` answers without reading.
 
     ``fallback`` (optional) returns freshly validated tables; it is used, once, if a cache file
-    has disappeared or is unreadable when a table is first accessed.
+    has disappeared or is unreadable when a table is first accessed. ``columns``: table -> its
+    column names; ``column_loaders``: table -> a function reading only some columns (both
+    optional; used by :meth:`read`, which reads a few columns of a big table without the rest).
     """
 
     def __init__(self, loaders: Mapping[str, Callable[[], pd.DataFrame]],
                  rows: Mapping[str, int],
-                 fallback: Callable[[], Mapping[str, pd.DataFrame]] | None = None):
+                 fallback: Callable[[], Mapping[str, pd.DataFrame]] | None = None,
+                 columns: Mapping[str, Sequence[str]] | None = None,
+                 column_loaders: Mapping[str, Callable[[Sequence[str]], pd.DataFrame]]
+                 | None = None):
         self._loaders = dict(loaders)
         self._rows = dict(rows)
+        self._columns = {k: list(v) for k, v in (columns or {}).items()}
+        self._column_loaders = dict(column_loaders or {})
         self._frames: dict[str, pd.DataFrame] = {}
         self._fallback = fallback
         self._fresh: Mapping[str, pd.DataFrame] | None = None
@@ -206,15 +213,56 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
         self._frames[name] = df
         return df
 
+    def _fresh_tables(self) -> Mapping[str, pd.DataFrame]:
+        if self._fallback is None:
+            raise RuntimeError("no fallback")  # pragma: no cover - only called with one
+        if self._fresh is None:
+            self._fresh = self._fallback()
+        return self._fresh
+
+    def column_names(self, name: str) -> list[str]:
+        """The columns of table ``name`` without reading it."""
+        if name in self._frames:
+            return [str(c) for c in self._frames[name].columns]
+        if name in self._columns:
+            return list(self._columns[name])
+        return [str(c) for c in self[name].columns]
+
+    def read(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Table ``name`` with only ``columns`` (in that order; ``None``: all, as ``self[name]``).
+
+        A table already in memory is selected from; otherwise only those columns are read from
+        the cache file, and the result is *not* kept (each call reads again; keep the frame you
+        get). Same dtypes and index as the full table. Unknown names raise (see
+        :func:`select_columns`).
+        """
+        if name not in self._loaders:
+            raise KeyError(name)
+        if columns is None:
+            return self[name]
+        wanted = check_columns(name, self.column_names(name), columns)
+        if name in self._frames or name not in self._column_loaders:
+            return select_columns(name, self[name], wanted)
+        try:
+            return self._column_loaders[name](wanted)
+        except Exception:  # noqa: BLE001 - a cache file removed or damaged under us
+            if self._fallback is None:
+                raise
+            return select_columns(name, self._fresh_tables()[name], wanted)
+
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
         self._frames[name] = df
         self._rows[name] = len(df)
+        self._columns[name] = [str(c) for c in df.columns]
+        self._column_loaders.pop(name, None)
         self._loaders.setdefault(name, lambda: df)
 
     def __delitem__(self, name: str) -> None:
         del self._loaders[name]
         self._rows.pop(name, None)
         self._frames.pop(name, None)
+        self._columns.pop(name, None)
+        self._column_loaders.pop(name, None)
 
     def __contains__(self, name: object) -> bool:  # without reading (Mapping's would read)
         return name in self._loaders
@@ -239,6 +287,29 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
         parts = [f"{n!r}: <{self._rows.get(n, '?')} rows{'' if n in self._frames else ', not read yet'}>"
                  for n in self._loaders]
         return "LazyTables({" + ", ".join(parts) + "})"
+
+
+def check_columns(table: str, available: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """``columns`` as a list after checking them against the ``available`` columns of
+    ``table``: a ``ValueError`` names the table, the unknown columns and the available ones (or
+    the columns listed twice)."""
+    if isinstance(columns, str):
+        raise TypeError(f"columns of {table!r}: give a list of names, not the string {columns!r}")
+    wanted = [str(c) for c in columns]
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise ValueError(f"table {table!r} has no column {', '.join(map(repr, unknown))}; "
+                         f"its columns are: {', '.join(available)}")
+    twice = sorted({c for c in wanted if wanted.count(c) > 1})
+    if twice:
+        raise ValueError(f"columns of {table!r} listed more than once: {', '.join(twice)}")
+    return wanted
+
+
+def select_columns(table: str, df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``df[columns]`` (a new frame; checked with :func:`check_columns`)."""
+    wanted = check_columns(table, [str(c) for c in df.columns], columns)
+    return df[wanted]
 
 
 # -- entries -------------------------------------------------------------------------------------
@@ -271,10 +342,13 @@ def _write_frame(df: pd.DataFrame, path: Path, check_columns: bool) -> dict[str,
     return {"rows": int(len(df)), "dtypes": {str(c): _dtype_tag(df[c].dtype) for c in df.columns}}
 
 
-def _read_frame(path: Path, info: Mapping[str, Any]) -> pd.DataFrame:
-    tbl = pq.read_table(path)
+def _read_frame(path: Path, info: Mapping[str, Any],
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
+    tbl = pq.read_table(path, columns=None if columns is None else list(columns))
     df = tbl.to_pandas(types_mapper=_types_mapper)
     dtypes = info["dtypes"]
+    if columns is not None:
+        dtypes = {c: dtypes[c] for c in columns}
     for c, tag in dtypes.items():
         if tag == "object" and df[c].dtype != object:
             df[c] = tbl.column(c).to_pandas().to_numpy()
@@ -320,14 +394,18 @@ class Store:
             set_aside = {t: _read_frame(self.path / "set_aside" / f"{t}.parquet", info)
                          for t, info in meta["set_aside"].items()}
             loaders: dict[str, Callable[[], pd.DataFrame]] = {}
+            column_loaders: dict[str, Callable[[Sequence[str]], pd.DataFrame]] = {}
             rows: dict[str, int] = {}
+            columns: dict[str, list[str]] = {}
             for t, info in meta["tables"].items():
                 path = self.path / "tables" / f"{t}.parquet"
                 if not path.is_file():
                     raise FileNotFoundError(path)
                 rows[t] = int(info["rows"])
+                columns[t] = list(info["dtypes"])
                 if rows[t] >= LAZY_MIN_ROWS:
                     loaders[t] = (lambda p=path, i=info: _read_frame(p, i))
+                    column_loaders[t] = (lambda cols, p=path, i=info: _read_frame(p, i, cols))
                 else:
                     df = _read_frame(path, info)
                     loaders[t] = (lambda d=df: d)
@@ -337,7 +415,7 @@ class Store:
             os.utime(meta_path)  # least recently used entries are pruned first
         except OSError:
             pass
-        tables = LazyTables(loaders, rows, fallback)
+        tables = LazyTables(loaders, rows, fallback, columns, column_loaders)
         for t in rows:
             if rows[t] < LAZY_MIN_ROWS:
                 tables[t]  # small tables are read already: keep them
@@ -441,5 +519,6 @@ def clear() -> int:
 
 
 __all__ = ["CACHE_ENV", "CACHE_DIR_ENV", "CACHE_MIN_BYTES_ENV", "CACHE_MAX_ENTRIES_ENV",
-           "LAZY_MIN_ROWS", "LazyTables", "Parts", "Store", "cache_dir", "cache_key", "clear",
+           "LAZY_MIN_ROWS", "LazyTables", "Parts", "Store", "cache_dir", "cache_key", "check_columns",
+           "clear", "select_columns",
            "code_version", "enabled", "key_inputs", "privacy_digest", "prune"]

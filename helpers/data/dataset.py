@@ -1,7 +1,7 @@
 """The :class:`Dataset` returned by :func:`load_dataset`, and :class:`Truth` (synthetic data)."""
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.contract import CAPABILITIES, TABLES
 
 from . import cache as _cache
-from .cache import LazyTables, Parts
+from .cache import LazyTables, Parts, select_columns
 from .config import DatasetConfig, parse_config, resolve
 from .errors import DataContractError
 from .formats import Builder
@@ -29,7 +29,8 @@ class Dataset:
 
     ``tables``      dict of contract table name -> DataFrame (contract columns only, contract
                     dtypes, ``RangeIndex``); from the cache a :class:`~helpers.data.cache.LazyTables`
-                    mapping that reads a big table on first access;
+                    mapping that reads a big table on first access; :meth:`read` gives some
+                    columns of a table (only those are read from the cache);
     ``quality``     one row per table: ``rows_in`` (rows read or derived), ``rows_kept``,
                     ``rows_repaired`` (kept rows changed by a ``repair`` rule — a subset of
                     ``rows_kept``), ``rows_set_aside``; always ``rows_in == rows_kept +
@@ -81,6 +82,35 @@ class Dataset:
     loyalty = property(lambda self: self._get("loyalty"))
     experiments = property(lambda self: self._get("experiments"))
     surveys = property(lambda self: self._get("surveys"))
+
+    def read(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Table ``table`` with only ``columns`` (in the order given; ``None``: all columns).
+
+        Use it for big tables a chapter needs a few columns of, e.g.
+        ``ds.read("events", columns=["customer_id", "event_ts", "event_type"])``: from the
+        dataset cache only those Parquet columns are read (the rest never reaches memory), and
+        the frame is not kept by the dataset (keep what you get; a second call reads again). A
+        table already in memory (small tables, a table read in full before, an uncached load) is
+        selected from. The result equals ``ds.tables[table][columns]``: same dtypes, same
+        ``RangeIndex``. Raises ``KeyError`` when the dataset has no table ``table`` and
+        ``ValueError`` naming the table and the unknown column(s) (with the table's columns).
+        """
+        if table not in self.tables:
+            have = ", ".join(self.tables) or "none"
+            raise KeyError(f"dataset {self.name!r} has no table {table!r} (tables: {have})")
+        if isinstance(self.tables, LazyTables):
+            return self.tables.read(table, columns)
+        df = self.tables[table]
+        return df if columns is None else select_columns(table, df, columns)
+
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table`` without reading a lazy table from the cache."""
+        if table not in self.tables:
+            have = ", ".join(self.tables) or "none"
+            raise KeyError(f"dataset {self.name!r} has no table {table!r} (tables: {have})")
+        if isinstance(self.tables, LazyTables):
+            return self.tables.column_names(table)
+        return [str(c) for c in self.tables[table].columns]
 
     def has(self, table: str) -> bool:
         """The table is present and non-empty."""

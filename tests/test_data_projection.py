@@ -1,0 +1,98 @@
+"""Column projection: ``Dataset.read(table, columns=[...])`` (helpers.data, issue 10).
+
+The result must equal ``ds.tables[table][columns]`` (values, dtypes, index) whether the dataset
+came from a fresh load, from the cache (lazy tables: only the asked columns are read from the
+Parquet file and nothing is kept), or from a table already in memory; unknown names must raise
+errors that name the table and the column.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from helpers.data import load_dataset
+from helpers.data import cache as dcache
+
+from test_data_cache import cache_env, entries, synthetic_small  # noqa: F401 - fixtures
+
+EVENT_COLS = ["event_type", "customer_id", "event_ts"]  # not in file order on purpose
+
+
+def _check_all_tables(ds, full) -> None:
+    for table in full.tables:
+        cols = list(full.tables[table].columns)
+        for pick in (cols[::-1][:3], cols[:1], cols):
+            got = ds.read(table, columns=pick)
+            pd.testing.assert_frame_equal(got, full.tables[table][pick], check_exact=True,
+                                          check_index_type=True, obj=f"{table}{pick}")
+        assert ds.columns(table) == cols
+
+
+def test_read_equals_selecting_from_a_fresh_load(synthetic_small):
+    fresh = load_dataset(synthetic_small, cache=False)
+    _check_all_tables(fresh, fresh)
+    assert fresh.read("events") is fresh.events  # columns=None: the table itself
+
+
+def test_read_from_the_cache_reads_only_the_asked_columns(synthetic_small, cache_env,
+                                                          monkeypatch):
+    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)  # events is lazy here
+    fresh = load_dataset(synthetic_small, cache=False)
+    load_dataset(synthetic_small)
+    ds = load_dataset(synthetic_small)
+    assert isinstance(ds.tables, dcache.LazyTables)
+    assert "events" not in ds.tables.loaded()
+    asked: list[object] = []
+    real = dcache.pq.read_table
+
+    def spy(path, *args, **kwargs):
+        asked.append((str(path), kwargs.get("columns")))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dcache.pq, "read_table", spy)
+    got = ds.read("events", columns=EVENT_COLS)
+    pd.testing.assert_frame_equal(got, fresh.events[EVENT_COLS], check_exact=True,
+                                  check_index_type=True)
+    assert asked == [(str(entries(cache_env)[0] / "tables" / "events.parquet"), EVENT_COLS)]
+    assert "events" not in ds.tables.loaded()  # a projection is not kept
+    assert ds.columns("events") == list(fresh.events.columns)  # known without reading
+    assert len(asked) == 1
+    _check_all_tables(ds, fresh)
+    events = ds.events  # read in full: later projections select from it, no file read
+    asked.clear()
+    pd.testing.assert_frame_equal(ds.read("events", columns=EVENT_COLS), events[EVENT_COLS])
+    assert asked == []
+
+
+def test_read_of_a_vanished_cache_file_validates_again(synthetic_small, cache_env,
+                                                       monkeypatch):
+    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
+    fresh = load_dataset(synthetic_small, cache=False)
+    load_dataset(synthetic_small)
+    ds = load_dataset(synthetic_small)
+    (entries(cache_env)[0] / "tables" / "events.parquet").unlink()
+    pd.testing.assert_frame_equal(ds.read("events", columns=EVENT_COLS),
+                                  fresh.events[EVENT_COLS])
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_unknown_names_are_clear_errors(synthetic_small, cache_env, monkeypatch, cached):
+    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
+    if cached:
+        load_dataset(synthetic_small)
+    ds = load_dataset(synthetic_small, cache=cached)
+    assert isinstance(ds.tables, dcache.LazyTables) == cached
+    with pytest.raises(ValueError, match=r"table 'events' has no column 'evnt_type'.*"
+                                         r"customer_id, event_ts, event_type"):
+        ds.read("events", columns=["customer_id", "evnt_type"])
+    with pytest.raises(ValueError, match="listed more than once: customer_id"):
+        ds.read("events", columns=["customer_id", "customer_id"])
+    with pytest.raises(TypeError, match="list of names"):
+        ds.read("events", columns="customer_id")
+    del ds.tables["surveys"]
+    with pytest.raises(KeyError, match="has no table 'surveys'"):
+        ds.read("surveys", columns=["customer_id"])
+    with pytest.raises(KeyError, match="has no table 'surveys'"):
+        ds.columns("surveys")
+    if cached:
+        assert "events" not in ds.tables.loaded()
