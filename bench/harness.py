@@ -2,11 +2,15 @@
 
 For each size (default 10k, 100k, 1m customers):
 
-1. **data**: ``python -m helpers.synth --customers N --seed 42 --out bench/data/<size>``; an
-   existing folder is reused only when its stamp (``.bench_stamp.json``) holds the SHA-256 of the
-   current generator source, the same customers and seed. ``--data-root DIR`` uses
-   ``DIR/<size>`` when it exists (e.g. ``/work/bench_data``), checked against its stamp when it
-   has one.
+1. **data**: ``python -m helpers.synth --customers N --seed 42 --out bench/data/<size>``; the
+   bench stamps what it generates (``.bench_stamp.json``: SHA-256 of the generator source,
+   customers, seed, generation time and peak RSS, SHA-256 of every file) and reuses a folder
+   only when the stamp matches the current generator and the files their hashes.
+   ``--data-root DIR`` uses ``DIR/<size>`` when it exists (e.g. ``/work/bench_data``),
+   ``--data SIZE=DIR`` a given folder, both checked against their stamp when they have one (a
+   folder without a stamp is reported as "generator not verified"). ``--generate SIZE --into
+   DIR [--compare-with OTHER]`` only generates and stamps a folder for later runs (recording
+   whether each file is byte-identical to ``OTHER``'s, e.g. an unstamped copy).
 2. **chapters**: one runner process per chapter
    (``python -m helpers.run --params params/default.yaml --chapters NN -p dataset=<dir>``), so
    each is measured alone: wall time split into start-up, the runner's data check (its up-front
@@ -17,7 +21,8 @@ For each size (default 10k, 100k, 1m customers):
 Then the exponents, the targets and the outputs: a table on stdout and ``results.json``,
 ``results.csv``, ``SUMMARY.md`` in ``bench/results/<run id>/`` (run id = start time, UTC). Also:
 the default run (data/synthetic, all chapters in one runner call) as its own line, and the peer
-comparison (:mod:`bench.peers`). ``--record`` copies the three files to ``bench/reference/``.
+comparison (:mod:`bench.peers`: on a log of about 1,000,000 transaction lines cut from the
+largest size's orders, ``--peer-lines``). ``--record`` copies the three files to ``bench/reference/``.
 
 Exit code 0 when everything was measured (whether the targets are met or not), 1 when a chapter,
 the default run, a size's data or the peer comparison failed (the results are written anyway).
@@ -37,6 +42,7 @@ from typing import Any
 
 from bench import report
 from bench.measure import dir_bytes, machine_info, run_measured
+from bench.peers import PEER_LINES
 from helpers.paths import NOTEBOOKS, ROOT
 
 BENCH = ROOT / "bench"
@@ -44,6 +50,7 @@ DATA = BENCH / "data"
 RESULTS = BENCH / "results"
 REFERENCE = BENCH / "reference"
 STAMP = ".bench_stamp.json"
+SYNTH_LOG = ".bench_synth.log"
 SEED = 42
 MARKERS = {"check": "Checking data:", "chapters": "Running "}
 
@@ -79,11 +86,126 @@ def stamp_matches(stamp: dict[str, Any] | None, customers: int, synth_hash: str)
         stamp.get("customers") == customers and stamp.get("seed") == SEED
 
 
+def file_hashes(folder: Path) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every file in a dataset folder (paths relative to it; the bench's
+    own stamp and generation log left out)."""
+    from helpers.data.fingerprint import file_sha256
+
+    out: dict[str, dict[str, Any]] = {}
+    for f in sorted(q for q in Path(folder).rglob("*") if q.is_file()):
+        rel = f.relative_to(folder).as_posix()
+        if rel in (STAMP, SYNTH_LOG):
+            continue
+        out[rel] = {"sha256": file_sha256(f), "bytes": f.stat().st_size}
+    return out
+
+
+def compare_hashes(ours: dict[str, dict[str, Any]],
+                   other: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Which files of two :func:`file_hashes` listings differ or exist on one side only."""
+    differ = sorted(k for k in set(ours) & set(other) if ours[k]["sha256"] != other[k]["sha256"])
+    only_ours = sorted(set(ours) - set(other))
+    only_other = sorted(set(other) - set(ours))
+    return {"identical": not (differ or only_ours or only_other), "files": len(ours),
+            "differ": differ, "only_here": only_ours, "only_there": only_other}
+
+
+def verify_files(folder: Path, stamp: dict[str, Any]) -> str | None:
+    """None when the folder's files are those the stamp lists (SHA-256), else the problem.
+
+    Stamps written before file hashes were recorded have no ``files``: nothing to check."""
+    listed = stamp.get("files")
+    if not listed:
+        return None
+    cmp = compare_hashes(file_hashes(folder), listed)
+    if cmp["identical"]:
+        return None
+    parts = [f"{what}: {', '.join(names[:5])}" for what, names in
+             (("changed", cmp["differ"]), ("not in the stamp", cmp["only_here"]),
+              ("missing", cmp["only_there"])) if names]
+    return f"{folder}: files differ from its stamp ({'; '.join(parts)})"
+
+
+def _stamped_record(folder: Path, stamp: dict[str, Any], source: str,
+                    verified: bool = True) -> dict[str, Any]:
+    cw = stamp.get("compared_with")
+    if verified and stamp.get("files"):
+        source += f"; {len(stamp['files'])} files' SHA-256 verified"
+    if cw:
+        source += (f"; byte-identical to `{cw['dir']}`" if cw.get("identical")
+                   else f"; differs from `{cw['dir']}`")
+    return {"dir": str(folder), "source": source, "synth_sha256": stamp.get("synth_sha256"),
+            "generation": stamp.get("generation"), "compared_with": cw}
+
+
+def generate(customers: int, folder: Path, synth_hash: str, rss_limit: int | None,
+             compare_with: Path | None = None) -> dict[str, Any]:
+    """Generate ``customers`` (seed 42) into ``folder`` (which must not exist) and stamp it.
+
+    The generator writes into ``<folder>.partial`` (its output in ``<folder>.synth.log``);
+    the stamp (generator source hash, customers, seed, time and peak RSS of the generation,
+    SHA-256 of every file, and with ``compare_with`` whether each file is byte-identical to that
+    folder's) is written before the partial folder is renamed, so a folder with a stamp is
+    complete. The log moves into the folder.
+    """
+    folder = Path(folder)
+    if folder.exists():
+        raise RuntimeError(f"{folder} exists; not overwriting it")
+    tmp = folder.with_name(folder.name + ".partial")
+    log_path = folder.with_name(folder.name + ".synth.log")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["-m", "helpers.synth", "--customers", str(customers), "--seed", str(SEED)]
+    log(f"  generating {customers:,} customers into {folder} ...")
+    m = run_measured([sys.executable, *argv, "--out", str(tmp)], cwd=ROOT, log_path=log_path,
+                     rss_limit=rss_limit)
+    if m.returncode != 0:
+        why = " (killed: RSS over --max-rss)" if m.killed_for_memory else ""
+        raise RuntimeError(f"generating {report.size_label(customers)} failed "
+                           f"(exit {m.returncode}){why}; see {log_path}")
+    gen = {"wall_s": round(m.wall_s, 2), "peak_rss": m.peak_rss, "bytes": dir_bytes(tmp)}
+    stamp: dict[str, Any] = {"synth_sha256": synth_hash, "customers": customers, "seed": SEED,
+                             "command": "python " + " ".join(argv), "generation": gen,
+                             "files": file_hashes(tmp)}
+    if compare_with is not None:
+        cmp = compare_hashes(stamp["files"], file_hashes(Path(compare_with)))
+        stamp["compared_with"] = {"dir": str(compare_with), **cmp}
+    (tmp / STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+    tmp.rename(folder)
+    shutil.move(str(log_path), str(folder / SYNTH_LOG))
+    return _stamped_record(folder, stamp, "generated", verified=False)
+
+
 def ensure_data(customers: int, data_root: Path | None, synth_hash: str,
-                rss_limit: int | None, data_dir: Path = DATA) -> dict[str, Any]:
-    """The dataset folder of one size: reused, taken from ``data_root`` or generated into
-    ``data_dir/<size>``."""
+                rss_limit: int | None, data_dir: Path = DATA,
+                explicit: Path | None = None) -> dict[str, Any]:
+    """The dataset folder of one size.
+
+    ``explicit`` (``--data SIZE=DIR``): that folder, checked against its stamp (a stamp of
+    another generator or files that differ from it are an error). Else ``data_root/<size>``
+    when it exists and its stamp (if any) matches; else ``data_dir/<size>``, reused when its
+    stamp matches and its files are the stamped ones, or generated. A folder without a stamp is
+    never deleted (it was not made by the bench).
+    """
     label = report.size_label(customers)
+    if explicit is not None:
+        cand = Path(explicit)
+        if not (cand / "dataset.yaml").is_file():
+            raise RuntimeError(f"--data {label}={cand}: no dataset.yaml in that folder")
+        stamp = read_stamp(cand)
+        if stamp is None:
+            return {"dir": str(cand), "source": "given with --data (no stamp: generator not "
+                                                "verified)", "synth_sha256": None,
+                    "generation": None}
+        if not stamp_matches(stamp, customers, synth_hash):
+            raise RuntimeError(f"--data {label}={cand}: its stamp is for another generator "
+                               "source, size or seed; regenerate it with `python -m bench "
+                               f"--generate {label} --into NEW_DIR`")
+        problem = verify_files(cand, stamp)
+        if problem:
+            raise RuntimeError(problem)
+        return _stamped_record(cand, stamp, "given with --data (stamp matches the generator)")
     if data_root is not None:
         cand = Path(data_root) / label
         if (cand / "dataset.yaml").is_file():
@@ -91,35 +213,21 @@ def ensure_data(customers: int, data_root: Path | None, synth_hash: str,
             if stamp is None:
                 return {"dir": str(cand), "source": "data root (no stamp: generator not verified)",
                         "synth_sha256": None, "generation": None}
-            if stamp_matches(stamp, customers, synth_hash):
-                return {"dir": str(cand), "source": "data root (stamp matches the generator)",
-                        "synth_sha256": synth_hash, "generation": stamp.get("generation")}
-            log(f"  {cand}: stamp is for another generator source; using bench/data instead")
+            if stamp_matches(stamp, customers, synth_hash) and not verify_files(cand, stamp):
+                return _stamped_record(cand, stamp, "data root (stamp matches the generator)")
+            log(f"  {cand}: stamp is for another generator source or its files changed; "
+                f"using {data_dir} instead")
     folder = data_dir / label
     stamp = read_stamp(folder)
-    if (folder / "dataset.yaml").is_file() and stamp_matches(stamp, customers, synth_hash):
-        return {"dir": str(folder), "source": "reused (stamp matches the generator)",
-                "synth_sha256": synth_hash, "generation": stamp.get("generation")}
-    tmp = data_dir / f"{label}.partial"
-    for old in (tmp, folder):
-        if old.exists():
-            shutil.rmtree(old)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log(f"  generating {customers:,} customers into {folder} ...")
-    m = run_measured([sys.executable, "-m", "helpers.synth", "--customers", str(customers),
-                      "--seed", str(SEED), "--out", str(tmp)], cwd=ROOT,
-                     log_path=data_dir / f"{label}.synth.log", rss_limit=rss_limit)
-    if m.returncode != 0:
-        why = " (killed: RSS over --max-rss)" if m.killed_for_memory else ""
-        raise RuntimeError(f"generating {label} failed (exit {m.returncode}){why}; see "
-                           f"{data_dir / (label + '.synth.log')}")
-    tmp.rename(folder)
-    gen = {"wall_s": round(m.wall_s, 2), "peak_rss": m.peak_rss, "bytes": dir_bytes(folder)}
-    (folder / STAMP).write_text(json.dumps({"synth_sha256": synth_hash, "customers": customers,
-                                            "seed": SEED, "generation": gen}, indent=2),
-                                encoding="utf-8")
-    return {"dir": str(folder), "source": "generated", "synth_sha256": synth_hash,
-            "generation": gen}
+    if (folder / "dataset.yaml").is_file() and stamp_matches(stamp, customers, synth_hash) \
+            and not verify_files(folder, stamp):
+        return _stamped_record(folder, stamp, "reused (stamp matches the generator)")
+    if folder.exists():
+        if stamp is None:
+            raise RuntimeError(f"{folder} exists but has no {STAMP} (not generated by the "
+                               "bench); not deleting it: remove it or choose another --data-dir")
+        shutil.rmtree(folder)
+    return generate(customers, folder, synth_hash, rss_limit)
 
 
 def parquet_rows(data_dir: Path) -> dict[str, int]:
@@ -233,10 +341,10 @@ def run_default(run_dir: Path, params: str, rss_limit: int | None) -> dict[str, 
 
 def run_size(customers: int, stems: list[str], run_dir: Path, params: str,
              data_root: Path | None, synth_hash: str, rss_limit: int | None,
-             data_dir: Path = DATA) -> dict[str, Any]:
+             data_dir: Path = DATA, explicit: Path | None = None) -> dict[str, Any]:
     label = report.size_label(customers)
     log(f"size {label} ({customers:,} customers)")
-    data = ensure_data(customers, data_root, synth_hash, rss_limit, data_dir)
+    data = ensure_data(customers, data_root, synth_hash, rss_limit, data_dir, explicit)
     log(f"  data: {data['dir']} ({data['source']})")
     size: dict[str, Any] = {"label": label, "customers": customers, "data": data,
                             "chapters": {}, "rows": {}, "rows_total": None}
@@ -296,15 +404,29 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-root", default=None,
                     help="use DIR/<size> when it exists (e.g. /work/bench_data) instead of "
                          "generating bench/data/<size>")
+    ap.add_argument("--data", action="append", default=[], metavar="SIZE=DIR",
+                    help="use DIR as the data of SIZE (repeatable), e.g. "
+                         "1m=/work/bench_data/1m_stamped; checked against its stamp")
     ap.add_argument("--data-dir", default=str(DATA),
                     help="where generated data goes (default bench/data; git-ignored)")
+    ap.add_argument("--generate", metavar="SIZE", default=None,
+                    help="measure nothing: generate SIZE customers (seed 42) into --into DIR "
+                         "(must not exist) and stamp it (generator hash, file SHA-256s)")
+    ap.add_argument("--into", metavar="DIR", default=None, help="target folder of --generate")
+    ap.add_argument("--compare-with", metavar="DIR", default=None,
+                    help="with --generate: record in the stamp whether every file is "
+                         "byte-identical to DIR's (e.g. an unstamped copy of the same size)")
     ap.add_argument("--no-default", action="store_true", help="skip the default run")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
     ap.add_argument("--peers-only", action="store_true",
                     help="only the peer comparison (make bench-peers)")
     ap.add_argument("--peer-size", default=None,
-                    help="size whose orders feed the peer comparison (default: 100k if among "
-                         "--sizes, else the largest size up to 100k)")
+                    help="size whose orders feed the peer comparison (default: the largest "
+                         "of --sizes)")
+    ap.add_argument("--peer-lines", type=int, default=PEER_LINES,
+                    help="the peers' transaction log (one line per order): whole customers "
+                         f"(seeded random order) up to this many lines (default {PEER_LINES:,}; "
+                         "0 = all orders of the peer size)")
     ap.add_argument("--peer-python", default=None,
                     help="python of the peer venv (default bench/.venv-peers/bin/python)")
     ap.add_argument("--max-rss", default="20",
@@ -351,16 +473,64 @@ def _gib_limit(text: str) -> int | None:
 
 
 def choose_peer_size(sizes: list[int], explicit: str | None) -> int:
+    """``--peer-size`` when given, else the largest size of the run (whose data the run has
+    anyway; the log is then cut to ``--peer-lines``)."""
     if explicit:
         return report.parse_size(explicit)
-    if 100_000 in sizes:
-        return 100_000
-    small = [s for s in sizes if s <= 100_000]
-    return max(small) if small else min(sizes)
+    return max(sizes)
+
+
+def parse_data_map(items: list[str]) -> dict[int, Path]:
+    """``["1m=/data/1m_stamped", ...]`` -> ``{1000000: Path(...)}`` (``--data``)."""
+    out: dict[int, Path] = {}
+    for item in items:
+        size, sep, folder = item.partition("=")
+        if not sep or not folder.strip():
+            raise ValueError(f"--data {item!r}: expected SIZE=DIR, e.g. 1m=/data/1m_stamped")
+        n = report.parse_size(size)
+        if n in out:
+            raise ValueError(f"--data: size {report.size_label(n)} given twice")
+        out[n] = Path(folder.strip())
+    return out
+
+
+def generate_only(size: str, into: str | None, compare_with: str | None,
+                  rss_limit: int | None) -> int:
+    """``--generate SIZE --into DIR``: stamped data for a later run (``--data SIZE=DIR``)."""
+    if not into:
+        print("error: --generate needs --into DIR", file=sys.stderr)
+        return 2
+    customers = report.parse_size(size)
+    if compare_with and not (Path(compare_with) / "dataset.yaml").is_file():
+        print(f"error: --compare-with {compare_with}: no dataset.yaml there", file=sys.stderr)
+        return 2
+    try:
+        rec = generate(customers, Path(into).absolute(), generator_hash(), rss_limit,
+                       Path(compare_with).absolute() if compare_with else None)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    g = rec["generation"]
+    print(f"generated {customers:,} customers into {rec['dir']}: {g['wall_s']:.0f} s, peak RSS "
+          f"{g['peak_rss'] / report.GIB:.2f} GiB, {g['bytes'] / report.MIB:,.0f} MiB")
+    cw = rec.get("compared_with")
+    if cw:
+        print(f"compared with {cw['dir']}: " + ("every file byte-identical" if cw["identical"]
+              else f"DIFFERENT (changed {cw['differ']}, only here {cw['only_here']}, only "
+                   f"there {cw['only_there']})"))
+    print(f"use it with: --data {report.size_label(customers)}={rec['dir']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.generate:
+        try:
+            return generate_only(args.generate, args.into, args.compare_with,
+                                 _gib_limit(args.max_rss))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     os.chdir(ROOT)
     if args.summarize:
         return resummarize(Path(args.summarize).absolute(), args.record, args.note)
@@ -369,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = report.parse_sizes(args.sizes)
         peer_size = choose_peer_size(sizes, args.peer_size)
+        data_map = {n: d.absolute() for n, d in parse_data_map(args.data).items()}
+        if args.peer_lines < 0:
+            raise ValueError(f"--peer-lines must be >= 0; got {args.peer_lines}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -392,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine, "git": git_info(), "under_load": load1 > 0.5,
         "options": {"sizes": [report.size_label(s) for s in sizes], "chapters": stems,
                     "params": args.params, "data_root": args.data_root,
-                    "max_rss_gib": args.max_rss},
+                    "data": {report.size_label(n): str(d) for n, d in data_map.items()},
+                    "peer_size": report.size_label(peer_size),
+                    "peer_lines": args.peer_lines or None, "max_rss_gib": args.max_rss},
         "sizes": [], "default_run": None, "peers": None, "notes": list(args.note),
     }
     log(f"benchmark run {run_id} -> {run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}")
@@ -405,11 +580,14 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 pdata = ensure_data(peer_size, data_root, synth_hash, rss_limit,
-                                    Path(args.data_dir))
+                                    Path(args.data_dir), data_map.get(peer_size))
+                log(f"peers: data {pdata['dir']} ({pdata['source']})")
                 results["peers"] = run_peers(
                     run_dir / "peers", Path(pdata["dir"]),
                     peer_python=Path(args.peer_python) if args.peer_python else PEER_PYTHON,
+                    max_lines=args.peer_lines or None,
                     rss_limit=_gib_limit(args.peer_max_rss), echo=log)
+                results["peers"]["data"] = pdata
             except (RuntimeError, OSError, ValueError) as exc:
                 results["peers"] = {"error": f"{type(exc).__name__}: {exc}"}
             results["peers"]["size"] = report.size_label(peer_size)
@@ -421,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 try:
                     results["sizes"].append(run_size(n, stems, run_dir, args.params, data_root,
-                                                     synth_hash, rss_limit, Path(args.data_dir)))
+                                                     synth_hash, rss_limit, Path(args.data_dir),
+                                                     data_map.get(n)))
                 except RuntimeError as exc:  # e.g. the generator failed: the other sizes go on
                     results["notes"].append(f"size {report.size_label(n)} not measured: {exc}")
                     log(f"  error: {exc}")

@@ -5,10 +5,13 @@ The peers are installed only in ``bench/.venv-peers`` (``make bench-peers-venv``
 
 Steps (each side in its own process, outputs compared here in the project venv):
 
-1. :func:`prepare_inputs` loads the orders, order lines and products of a benchmark dataset
-   through the handbook's loader (the same cleaning as the chapters) and writes
-   ``transactions.parquet`` (one row per order: customer_id, order_ts, amount) and
-   ``baskets.parquet`` (order_id, product_id of every kept order line).
+1. :func:`prepare_inputs` (in its own measured process: ``python -m bench.peers --prepare``)
+   loads the orders, order lines and products of a benchmark dataset through the handbook's
+   loader (the same cleaning as the chapters), keeps **whole customers** up to a number of
+   transaction lines (``max_lines``, default 1,000,000: the customers taken in a seeded random
+   order, :func:`select_whole_customers`) and writes ``transactions.parquet`` (one row per
+   order: customer_id, order_ts, amount) and ``baskets.parquet`` (order_id, product_id of every
+   kept order line of those same orders).
 2. :mod:`bench.handbook_side` (project venv) and :mod:`bench.peer_side` (peer venv) run.
 3. :func:`compare` checks the results and builds the table of :func:`bench.report.peers_markdown`.
 
@@ -42,11 +45,48 @@ CAL_COLS = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "freq
             "monetary_value_holdout", "duration_holdout"]
 
 
-def prepare_inputs(data_dir: Path, out: Path) -> dict[str, Any]:
+#: Default size of the peers' transaction log (issue #10: "the same 1M-line log").
+PEER_LINES = 1_000_000
+#: Seed of the customer order from which whole customers are taken (see select_whole_customers).
+SELECT_SEED = 42
+
+
+def select_whole_customers(customer_ids: Any, max_rows: int | None,
+                           seed: int = SELECT_SEED) -> np.ndarray:
+    """Boolean row mask keeping whole customers until at most ``max_rows`` rows.
+
+    The distinct customer ids are sorted, put in a random order drawn from ``seed``, and taken
+    in that order as long as the running total of their rows stays ``<= max_rows``: every
+    customer keeps either all or none of their rows, and the next customer in the order would
+    exceed ``max_rows``. The result depends only on the multiset of (customer, rows), not on
+    the row order. ``max_rows`` None (or >= the number of rows) keeps every row.
+    """
+    ids = customer_ids if isinstance(customer_ids, pd.Series) else pd.Series(
+        np.asarray(customer_ids, dtype=object))
+    if ids.isna().any():
+        raise ValueError(f"select_whole_customers: {int(ids.isna().sum())} missing customer ids")
+    n = len(ids)
+    if max_rows is None or max_rows >= n:
+        return np.ones(n, dtype=bool)
+    if max_rows < 0:
+        raise ValueError(f"select_whole_customers: max_rows must be >= 0; got {max_rows}")
+    codes, uniques = pd.factorize(ids, sort=True)
+    counts = np.bincount(codes, minlength=len(uniques))
+    order = np.random.default_rng(seed).permutation(len(uniques))
+    k = int(np.searchsorted(np.cumsum(counts[order]), max_rows, side="right"))
+    chosen = np.zeros(len(uniques), dtype=bool)
+    chosen[order[:k]] = True
+    return chosen[codes]
+
+
+def prepare_inputs(data_dir: Path, out: Path, max_lines: int | None = PEER_LINES,
+                   seed: int = SELECT_SEED) -> dict[str, Any]:
     """Write transactions.parquet and baskets.parquet for the comparison from ``data_dir``.
 
     Only the orders, order_lines and products tables are loaded (a ``dataset.yaml`` naming just
     those, with the source's settings), so the comparison does not pay for the events table.
+    With ``max_lines``, only the orders of whole customers chosen by
+    :func:`select_whole_customers` are kept (transactions and baskets alike).
     """
     import yaml
 
@@ -62,16 +102,32 @@ def prepare_inputs(data_dir: Path, out: Path) -> dict[str, Any]:
     sub["name"] = f"{cfg.get('name', 'data')}_peers"
     (out / "dataset.yaml").write_text(yaml.safe_dump(sub, sort_keys=False), encoding="utf-8")
     ds = load_dataset(out / "dataset.yaml")
-    tx = ds.orders[["customer_id", "order_ts", "amount"]].copy()
+    orders = ds.orders
+    n_orders, n_customers = len(orders), int(orders["customer_id"].nunique())
+    keep = select_whole_customers(orders["customer_id"], max_lines, seed)
+    if not keep.all():
+        orders = orders[keep]
+    tx = orders[["customer_id", "order_ts", "amount"]].copy()
     tx["customer_id"] = tx["customer_id"].astype(str)
     tx.to_parquet(out / "transactions.parquet", index=False)
-    purch = purchases(ds.orders, ds.order_lines)
+    purch = purchases(orders, ds.order_lines)
     baskets = purch[["order_id", "product_id"]].astype(str)
     baskets.to_parquet(out / "baskets.parquet", index=False)
     analysis = str(cfg.get("analysis_date") or ds.default_analysis_date)[:10]
-    return {"description": f"orders of `{data_dir}` (one row per order) and their order lines "
-                           "as baskets",
+    if len(tx) < n_orders:
+        desc = (f"the orders of `{data_dir}` ({n_orders:,} orders of {n_customers:,} customers) "
+                f"restricted to whole customers up to {max_lines:,} transaction lines (customers "
+                f"in a random order drawn with seed {seed}, taken while the total stays <= "
+                f"{max_lines:,}), one row per order, and the order lines of those same orders "
+                "as baskets")
+    else:
+        desc = (f"all orders of `{data_dir}` (one row per order) and their order lines as "
+                "baskets" + (f" (fewer than the {max_lines:,} lines asked for)"
+                             if max_lines else ""))
+    return {"description": desc,
             "rows": int(len(tx)), "customers": int(tx["customer_id"].nunique()),
+            "orders_in_source": int(n_orders), "customers_in_source": n_customers,
+            "max_lines": max_lines, "selection_seed": seed,
             "baskets": int(baskets["order_id"].nunique()), "basket_lines": int(len(baskets)),
             "products": int(baskets["product_id"].nunique()), "analysis_date": analysis,
             "source": str(data_dir),
@@ -83,16 +139,30 @@ def _cal_end(analysis_date: str, holdout_days: int = 182) -> str:
 
 
 def run_peers(work: Path, data_dir: Path, *, peer_python: Path = PEER_PYTHON,
-              min_support: float = 0.0005, min_confidence: float = 0.05,
-              handbook_repeat: int = 3, peer_repeat: int = 1, rss_limit: int | None = 6 * 1024 ** 3,
-              echo=print) -> dict[str, Any]:
-    """The whole comparison into ``work`` (inputs, outputs, logs); returns the peers record."""
+              max_lines: int | None = PEER_LINES, min_support: float = 0.0005,
+              min_confidence: float = 0.05, handbook_repeat: int = 3, peer_repeat: int = 1,
+              rss_limit: int | None = 6 * 1024 ** 3, echo=print) -> dict[str, Any]:
+    """The whole comparison into ``work`` (inputs, outputs, logs); returns the peers record.
+
+    Three measured processes, each under ``rss_limit``: the input preparation
+    (``python -m bench.peers --prepare``), the handbook side and the peer side.
+    """
     if not Path(peer_python).exists():
         return {"error": f"peer venv not found ({peer_python}); create it with "
                          "`make bench-peers-venv`"}
     work.mkdir(parents=True, exist_ok=True)
-    echo(f"peers: preparing inputs from {data_dir} ...")
-    inp = prepare_inputs(Path(data_dir), work / "input")
+    echo(f"peers: preparing inputs from {data_dir} "
+         f"({'all orders' if not max_lines else f'whole customers up to {max_lines:,} lines'}) ...")
+    prep = run_measured([sys.executable, "-m", "bench.peers", "--prepare", "--data",
+                         str(data_dir), "--out", str(work / "input"),
+                         "--max-lines", str(max_lines or 0)],
+                        cwd=ROOT, log_path=work / "prepare.log", rss_limit=rss_limit,
+                        env={**os.environ, "HANDBOOK_CACHE": "0"})  # a fresh load, no cache
+    if prep.returncode != 0:
+        why = " (killed: RSS over the limit)" if prep.killed_for_memory else ""
+        return {"error": f"input preparation failed (exit {prep.returncode}){why}; see "
+                         f"{work / 'prepare.log'}"}
+    inp = json.loads((work / "input" / "input.json").read_text(encoding="utf-8"))
     obs = inp["analysis_date"]
     cal = _cal_end(obs)
     (work / "settings.json").write_text(json.dumps({"observation_end": obs,
@@ -121,16 +191,30 @@ def run_peers(work: Path, data_dir: Path, *, peer_python: Path = PEER_PYTHON,
     res["input"] = inp
     k = inp["products"]
     dense = inp["baskets"] * (k * (k - 1) // 2) * 2
+    onehot = inp["baskets"] * k
+    gib = 1024 ** 3
     res["notes"].append(
-        f"mlxtend `apriori` runs with `low_memory=True`: its default (`low_memory=False`) builds "
-        f"a baskets x candidate pairs x 2 boolean array, up to {dense / 1024 ** 3:,.0f} GiB here "
-        f"({inp['baskets']:,} baskets, {k} products); a first attempt with the default on the "
-        "20k data grew past 20 GiB and was killed.")
+        f"mlxtend `apriori` runs with `low_memory=True` and `max_len=2`, minimum support "
+        f"{min_support:g} (as the handbook): its default `low_memory=False` builds a baskets x "
+        f"candidate pairs x 2 boolean array, up to {dense / gib:,.0f} GiB here "
+        f"({inp['baskets']:,} baskets, {k} products; a first attempt with the default on the "
+        f"20k data grew past 20 GiB and was killed); with `low_memory=True` it holds the "
+        f"baskets x products one-hot table ({onehot / gib:.2f} GiB as bool) plus one baskets x "
+        "products block per frequent item while pairing.")
     res["settings"] = {"observation_end": obs, "calibration_end": cal, "time_unit": "W",
                        "min_support": min_support, "min_confidence": min_confidence,
-                       "handbook_repeat": handbook_repeat, "peer_repeat": peer_repeat}
-    res["processes"] = {"handbook": {"wall_s": hb.wall_s, "peak_rss": hb.peak_rss},
+                       "handbook_repeat": handbook_repeat, "peer_repeat": peer_repeat,
+                       "max_lines": max_lines,
+                       "rss_limit_gib": None if rss_limit is None else rss_limit / gib}
+    res["processes"] = {"prepare": {"wall_s": prep.wall_s, "peak_rss": prep.peak_rss},
+                        "handbook": {"wall_s": hb.wall_s, "peak_rss": hb.peak_rss},
                         "peer": {"wall_s": peer.wall_s, "peak_rss": peer.peak_rss}}
+    res["notes"].append(
+        "Processes (wall time, peak RSS): input preparation "
+        f"{prep.wall_s:.0f} s, {prep.peak_rss / gib:.2f} GiB; handbook side {hb.wall_s:.0f} s, "
+        f"{hb.peak_rss / gib:.2f} GiB; lifetimes + mlxtend side {peer.wall_s:.0f} s, "
+        f"{peer.peak_rss / gib:.2f} GiB"
+        + ("" if rss_limit is None else f" (each limited to {rss_limit / gib:g} GiB)") + ".")
     return res
 
 
@@ -259,7 +343,10 @@ def compare(hb_dir: Path, peer_dir: Path) -> dict[str, Any]:
                  "`monetary_value_col='amount'`, `include_first_transaction=False` (default).")
     notes.append("Timing: only the function calls, inputs already in memory; handbook best of "
                  f"{len(htm['summary'])} calls (first call {htm['summary'][0]:.2f} s / "
-                 f"{htm['calibration'][0]:.2f} s), peer best of {len(ptm['summary'])}.")
+                 f"{htm['calibration'][0]:.2f} s), peer "
+                 + (f"best of {len(ptm['summary'])} calls." if len(ptm["summary"]) > 1 else
+                    "measured once (lifetimes' calibration/holdout split takes minutes on a "
+                    "large log)."))
 
     # (b) BG/NBD fit
     fit_h = ht["fit"]
@@ -330,3 +417,27 @@ def compare(hb_dir: Path, peer_dir: Path) -> dict[str, Any]:
 
 def _params(p: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in p.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.peers --prepare --data DIR --out DIR [--max-lines N]``: write the
+    comparison's input files and ``input.json`` (the record of :func:`prepare_inputs`)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.peers", description=main.__doc__)
+    ap.add_argument("--prepare", action="store_true", required=True)
+    ap.add_argument("--data", required=True, help="dataset folder (with dataset.yaml)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--max-lines", type=int, default=PEER_LINES,
+                    help="whole customers up to this many transaction lines (0 = all orders)")
+    ap.add_argument("--seed", type=int, default=SELECT_SEED)
+    a = ap.parse_args(argv)
+    inp = prepare_inputs(Path(a.data), Path(a.out), a.max_lines or None, a.seed)
+    (Path(a.out) / "input.json").write_text(json.dumps(inp, indent=2), encoding="utf-8")
+    print(f"{inp['rows']:,} transaction lines of {inp['customers']:,} customers, "
+          f"{inp['baskets']:,} baskets", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

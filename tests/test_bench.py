@@ -348,3 +348,222 @@ def test_resummarize_rewrites_from_results_json(tmp_path, capsys):
     assert {t["id"] for t in back["targets"]} >= {"1m_time", "growth_02_b"}
     assert "**NOT met**" in (tmp_path / "SUMMARY.md").read_text()
     assert (tmp_path / "results.csv").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# the peers' log: whole customers up to N lines
+
+
+def test_select_whole_customers_keeps_whole_customers_up_to_the_limit():
+    from bench.peers import select_whole_customers
+
+    rng = __import__("numpy").random.default_rng(0)
+    ids = pd.Series([f"c{i}" for i in rng.integers(0, 300, size=2000)])
+    counts = ids.value_counts()
+    for limit in (1, 50, 999, 1500):
+        keep = select_whole_customers(ids, limit, seed=7)
+        kept = ids[keep]
+        assert len(kept) <= limit
+        # whole customers: every kept customer keeps all their rows, the others none
+        vc = kept.value_counts()
+        assert (vc == counts[vc.index]).all()
+        # the same call again, and on shuffled rows: the same customers
+        assert (select_whole_customers(ids, limit, seed=7) == keep).all()
+        perm = rng.permutation(len(ids))
+        again = select_whole_customers(ids.iloc[perm].reset_index(drop=True), limit, seed=7)
+        assert set(ids.iloc[perm][again]) == set(kept)
+    # taken in one seeded order: a larger limit keeps a superset
+    small = set(ids[select_whole_customers(ids, 400, seed=7)])
+    big = set(ids[select_whole_customers(ids, 1200, seed=7)])
+    assert small < big
+    # another seed picks other customers
+    assert set(ids[select_whole_customers(ids, 400, seed=8)]) != small
+
+
+def test_select_whole_customers_stops_before_the_customer_that_would_exceed():
+    from bench.peers import select_whole_customers
+
+    # 3 customers with 5 rows each: 12 lines keep two customers (10 rows), 15 keep all
+    ids = pd.Series(["a"] * 5 + ["b"] * 5 + ["c"] * 5)
+    assert select_whole_customers(ids, 12).sum() == 10
+    assert select_whole_customers(ids, 15).all()
+    assert select_whole_customers(ids, None).all()
+    assert select_whole_customers(ids, 4).sum() == 0
+    with pytest.raises(ValueError, match="max_rows"):
+        select_whole_customers(ids, -1)
+    with pytest.raises(ValueError, match="missing customer ids"):
+        select_whole_customers(pd.Series(["a", None, "b"]), 1)
+
+
+def test_prepare_inputs_restricts_transactions_and_baskets_to_the_same_orders(tmp_path):
+    from bench.peers import prepare_inputs
+    from helpers.paths import ROOT
+
+    full = prepare_inputs(ROOT / "data" / "synthetic", tmp_path / "all", max_lines=None)
+    part = prepare_inputs(ROOT / "data" / "synthetic", tmp_path / "part", max_lines=20_000)
+    assert full["rows"] == full["orders_in_source"] > 20_000
+    assert part["orders_in_source"] == full["rows"]
+    assert 19_000 < part["rows"] <= 20_000
+    tx_all = pd.read_parquet(tmp_path / "all" / "transactions.parquet")
+    tx = pd.read_parquet(tmp_path / "part" / "transactions.parquet")
+    assert len(tx) == part["rows"] and tx["customer_id"].nunique() == part["customers"]
+    # whole customers: each kept customer has all their orders
+    n_all = tx_all["customer_id"].value_counts()
+    n_part = tx["customer_id"].value_counts()
+    assert (n_part == n_all[n_part.index]).all()
+    # baskets: exactly the order lines of the kept customers' orders
+    b_all = pd.read_parquet(tmp_path / "all" / "baskets.parquet")
+    b = pd.read_parquet(tmp_path / "part" / "baskets.parquet")
+    assert part["baskets"] == b["order_id"].nunique() <= part["rows"]
+    assert len(b) < len(b_all) and set(b["order_id"]) < set(b_all["order_id"])
+    assert "restricted to whole customers up to 20,000" in part["description"]
+
+
+# --------------------------------------------------------------------------------------------
+# data folders: --data, stamps with file hashes, --generate
+
+
+def test_parse_data_map_and_peer_size():
+    from bench.harness import choose_peer_size, parse_data_map
+
+    assert parse_data_map(["1m=/d/1m_stamped", "10k = /d/x"]) == {
+        1_000_000: Path("/d/1m_stamped"), 10_000: Path("/d/x")}
+    for bad in (["1m"], ["1m="], ["big=/d"]):
+        with pytest.raises(ValueError):
+            parse_data_map(bad)
+    with pytest.raises(ValueError, match="twice"):
+        parse_data_map(["1m=/a", "1000k=/b"])
+    assert choose_peer_size([10_000, 100_000, 1_000_000], None) == 1_000_000
+    assert choose_peer_size([10_000], "100k") == 100_000
+
+
+def _fake_dataset(folder: Path, payload: bytes = b"orders") -> Path:
+    folder.mkdir(parents=True)
+    (folder / "dataset.yaml").write_text("tables: {}\n")
+    (folder / "orders.parquet").write_bytes(payload)
+    (folder / "truth").mkdir()
+    (folder / "truth" / "k.json").write_text("{}")
+    return folder
+
+
+def test_file_hashes_and_verify_detect_changed_added_missing(tmp_path):
+    from bench.harness import STAMP, compare_hashes, file_hashes, verify_files
+
+    d = _fake_dataset(tmp_path / "d")
+    (d / STAMP).write_text("{}")  # the stamp itself is not listed
+    listed = file_hashes(d)
+    assert set(listed) == {"dataset.yaml", "orders.parquet", "truth/k.json"}
+    stamp = {"files": listed}
+    assert verify_files(d, stamp) is None
+    assert verify_files(d, {}) is None  # an old stamp without hashes: nothing to check
+    (d / "orders.parquet").write_bytes(b"orderz")
+    assert "changed: orders.parquet" in verify_files(d, stamp)
+    (d / "extra.parquet").write_bytes(b"x")
+    (d / "truth" / "k.json").unlink()
+    msg = verify_files(d, stamp)
+    assert "not in the stamp: extra.parquet" in msg and "missing: truth/k.json" in msg
+    assert compare_hashes(listed, listed)["identical"]
+
+
+def test_ensure_data_explicit_folder_checked_against_its_stamp(tmp_path):
+    from bench.harness import SEED, STAMP, ensure_data, file_hashes
+
+    d = _fake_dataset(tmp_path / "given")
+    rec = ensure_data(10, None, "h", None, tmp_path / "gen", explicit=d)
+    assert rec["dir"] == str(d) and "generator not verified" in rec["source"]
+    stamp = {"synth_sha256": "h", "customers": 10, "seed": SEED, "files": file_hashes(d),
+             "compared_with": {"dir": "/x/10", "identical": True}}
+    (d / STAMP).write_text(json.dumps(stamp))
+    rec = ensure_data(10, None, "h", None, tmp_path / "gen", explicit=d)
+    assert "stamp matches" in rec["source"] and "3 files' SHA-256 verified" in rec["source"]
+    assert "byte-identical to `/x/10`" in rec["source"]
+    with pytest.raises(RuntimeError, match="another generator"):
+        ensure_data(10, None, "new generator", None, tmp_path / "gen", explicit=d)
+    (d / "orders.parquet").write_bytes(b"tampered")
+    with pytest.raises(RuntimeError, match="files differ from its stamp"):
+        ensure_data(10, None, "h", None, tmp_path / "gen", explicit=d)
+    with pytest.raises(RuntimeError, match="no dataset.yaml"):
+        ensure_data(10, None, "h", None, tmp_path / "gen", explicit=tmp_path / "nothing")
+
+
+def test_ensure_data_never_deletes_a_folder_it_did_not_make(tmp_path):
+    from bench.harness import ensure_data
+
+    d = _fake_dataset(tmp_path / "gen" / "10")  # no stamp: made outside the bench
+    with pytest.raises(RuntimeError, match="not deleting it"):
+        ensure_data(10, None, "h", None, tmp_path / "gen")
+    assert (d / "orders.parquet").read_bytes() == b"orders"
+
+
+def _fake_synth(monkeypatch, payload: bytes = b"orders", returncode: int = 0):
+    """Replace the generator process: write a tiny dataset into its --out folder."""
+    import bench.harness as h
+    from bench.measure import Measurement
+
+    calls = []
+
+    def fake(argv, **kw):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1])
+        if returncode == 0:
+            _fake_dataset(out, payload)
+        Path(kw["log_path"]).write_text("synth log\n")
+        return Measurement(argv=list(argv), returncode=returncode, wall_s=1.5, peak_rss=GIB)
+
+    monkeypatch.setattr(h, "run_measured", fake)
+    return calls
+
+
+def test_generate_writes_a_verified_stamp_and_compares(tmp_path, monkeypatch):
+    from bench.harness import STAMP, SYNTH_LOG, ensure_data, generate, read_stamp
+
+    calls = _fake_synth(monkeypatch)
+    other = _fake_dataset(tmp_path / "unstamped")
+    rec = generate(10, tmp_path / "10_stamped", "h", None, compare_with=other)
+    assert calls[0][calls[0].index("--customers") + 1] == "10"
+    d = tmp_path / "10_stamped"
+    stamp = read_stamp(d)
+    assert stamp["synth_sha256"] == "h" and stamp["customers"] == 10
+    assert set(stamp["files"]) == {"dataset.yaml", "orders.parquet", "truth/k.json"}
+    assert stamp["compared_with"]["identical"] is True and rec["compared_with"]["identical"]
+    assert stamp["generation"]["wall_s"] == 1.5 and stamp["generation"]["peak_rss"] == GIB
+    assert (d / SYNTH_LOG).read_text() == "synth log\n"
+    assert not (tmp_path / "10_stamped.partial").exists()
+    assert not (tmp_path / "10_stamped.synth.log").exists()
+    # usable with --data, and the log / stamp do not count as data files
+    assert "stamp matches" in ensure_data(10, None, "h", None, tmp_path, explicit=d)["source"]
+    assert (d / STAMP).exists()
+    with pytest.raises(RuntimeError, match="exists"):
+        generate(10, d, "h", None)
+    # a different payload is reported as different, not hidden
+    rec2 = generate(10, tmp_path / "b", "h", None, compare_with=_fake_dataset(
+        tmp_path / "other", b"other bytes"))
+    assert rec2["compared_with"]["differ"] == ["orders.parquet"]
+    assert "differs from" in rec2["source"]
+
+
+def test_generate_only_cli(tmp_path, monkeypatch, capsys):
+    from bench.harness import main
+
+    _fake_synth(monkeypatch)
+    assert main(["--generate", "2k", "--into", str(tmp_path / "x")]) == 0
+    assert "--data 2k=" in capsys.readouterr().out
+    assert main(["--generate", "2k"]) == 2
+    assert main(["--generate", "2k", "--into", str(tmp_path / "x")]) == 1  # exists
+    _fake_synth(monkeypatch, returncode=1)
+    assert main(["--generate", "2k", "--into", str(tmp_path / "y")]) == 1
+    assert not (tmp_path / "y").exists()
+
+
+def test_report_names_the_peer_log_and_peer_data():
+    res = _results(None)
+    res["peers"] = {"size": "1m", "input": {"rows": 999_990, "description": "d"},
+                    "data": {"dir": "/data/1m_stamped", "source": "given with --data",
+                             "generation": {"wall_s": 150.0, "peak_rss": 7 * GIB}},
+                    "summary": {"speed_ratio": 30.0, "identical": True}, "rows": [],
+                    "notes": []}
+    res["targets"] = report.evaluate_targets(res)
+    t = _target(res, "peer_speed")
+    assert "(999,990-line log)" in t["target"] and t["met"] is True
+    md = report.summary_markdown(res)
+    assert "| 1m (peers only) | `/data/1m_stamped` | given with --data | 150 | 7.00 |" in md
