@@ -102,27 +102,30 @@ def file_hashes(folder: Path) -> dict[str, dict[str, Any]]:
 
 def compare_hashes(ours: dict[str, dict[str, Any]],
                    other: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Which files of two :func:`file_hashes` listings differ or exist on one side only."""
+    """Which files of two :func:`file_hashes` listings differ or exist on one side only.
+
+    ``identical``: every file of ``ours`` exists in ``other`` with the same bytes (files only
+    in ``other``, e.g. a READY marker, are listed in ``only_there`` but do not count)."""
     differ = sorted(k for k in set(ours) & set(other) if ours[k]["sha256"] != other[k]["sha256"])
     only_ours = sorted(set(ours) - set(other))
     only_other = sorted(set(other) - set(ours))
-    return {"identical": not (differ or only_ours or only_other), "files": len(ours),
+    return {"identical": not (differ or only_ours), "files": len(ours),
             "differ": differ, "only_here": only_ours, "only_there": only_other}
 
 
 def verify_files(folder: Path, stamp: dict[str, Any]) -> str | None:
-    """None when the folder's files are those the stamp lists (SHA-256), else the problem.
+    """None when every file the stamp lists is there with the same SHA-256, else the problem.
 
-    Stamps written before file hashes were recorded have no ``files``: nothing to check."""
+    Files added later (not in the stamp) are allowed: the loader reads only the files named by
+    dataset.yaml, which is itself stamped. Stamps without ``files``: nothing to check."""
     listed = stamp.get("files")
     if not listed:
         return None
-    cmp = compare_hashes(file_hashes(folder), listed)
+    cmp = compare_hashes(listed, file_hashes(folder))
     if cmp["identical"]:
         return None
     parts = [f"{what}: {', '.join(names[:5])}" for what, names in
-             (("changed", cmp["differ"]), ("not in the stamp", cmp["only_here"]),
-              ("missing", cmp["only_there"])) if names]
+             (("changed", cmp["differ"]), ("missing", cmp["only_here"])) if names]
     return f"{folder}: files differ from its stamp ({'; '.join(parts)})"
 
 
@@ -132,8 +135,10 @@ def _stamped_record(folder: Path, stamp: dict[str, Any], source: str,
     if verified and stamp.get("files"):
         source += f"; {len(stamp['files'])} files' SHA-256 verified"
     if cw:
-        source += (f"; byte-identical to `{cw['dir']}`" if cw.get("identical")
+        source += (f"; every file byte-identical to `{cw['dir']}`" if cw.get("identical")
                    else f"; differs from `{cw['dir']}`")
+        if cw.get("only_there"):
+            source += f" (which also holds {', '.join(cw['only_there'][:5])})"
     return {"dir": str(folder), "source": source, "synth_sha256": stamp.get("synth_sha256"),
             "generation": stamp.get("generation"), "compared_with": cw}
 
@@ -515,9 +520,10 @@ def generate_only(size: str, into: str | None, compare_with: str | None,
           f"{g['peak_rss'] / report.GIB:.2f} GiB, {g['bytes'] / report.MIB:,.0f} MiB")
     cw = rec.get("compared_with")
     if cw:
-        print(f"compared with {cw['dir']}: " + ("every file byte-identical" if cw["identical"]
-              else f"DIFFERENT (changed {cw['differ']}, only here {cw['only_here']}, only "
-                   f"there {cw['only_there']})"))
+        print(f"compared with {cw['dir']}: " + (
+            f"all {cw['files']} files byte-identical" if cw["identical"]
+            else f"DIFFERENT (changed {cw['differ']}, only here {cw['only_here']})")
+            + (f"; only there: {cw['only_there']}" if cw["only_there"] else ""))
     print(f"use it with: --data {report.size_label(customers)}={rec['dir']}")
     return 0
 

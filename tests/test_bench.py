@@ -458,11 +458,16 @@ def test_file_hashes_and_verify_detect_changed_added_missing(tmp_path):
     assert verify_files(d, {}) is None  # an old stamp without hashes: nothing to check
     (d / "orders.parquet").write_bytes(b"orderz")
     assert "changed: orders.parquet" in verify_files(d, stamp)
-    (d / "extra.parquet").write_bytes(b"x")
+    (d / "orders.parquet").write_bytes(b"orders")
+    (d / "READY").write_bytes(b"")  # an added file does not break the stamp
+    assert verify_files(d, stamp) is None
     (d / "truth" / "k.json").unlink()
-    msg = verify_files(d, stamp)
-    assert "not in the stamp: extra.parquet" in msg and "missing: truth/k.json" in msg
+    assert "missing: truth/k.json" in verify_files(d, stamp)
     assert compare_hashes(listed, listed)["identical"]
+    more = {**listed, "READY": {"sha256": "x", "bytes": 0}}
+    cmp = compare_hashes(listed, more)
+    assert cmp["identical"] and cmp["only_there"] == ["READY"]
+    assert not compare_hashes(more, listed)["identical"]
 
 
 def test_ensure_data_explicit_folder_checked_against_its_stamp(tmp_path):
@@ -476,7 +481,7 @@ def test_ensure_data_explicit_folder_checked_against_its_stamp(tmp_path):
     (d / STAMP).write_text(json.dumps(stamp))
     rec = ensure_data(10, None, "h", None, tmp_path / "gen", explicit=d)
     assert "stamp matches" in rec["source"] and "3 files' SHA-256 verified" in rec["source"]
-    assert "byte-identical to `/x/10`" in rec["source"]
+    assert "every file byte-identical to `/x/10`" in rec["source"]
     with pytest.raises(RuntimeError, match="another generator"):
         ensure_data(10, None, "new generator", None, tmp_path / "gen", explicit=d)
     (d / "orders.parquet").write_bytes(b"tampered")
