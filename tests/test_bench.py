@@ -396,11 +396,14 @@ def test_select_whole_customers_stops_before_the_customer_that_would_exceed():
 
 
 def test_prepare_inputs_restricts_transactions_and_baskets_to_the_same_orders(tmp_path):
-    from bench.peers import prepare_inputs
+    from bench.peers import main, prepare_inputs
     from helpers.paths import ROOT
 
     full = prepare_inputs(ROOT / "data" / "synthetic", tmp_path / "all", max_lines=None)
-    part = prepare_inputs(ROOT / "data" / "synthetic", tmp_path / "part", max_lines=20_000)
+    # the part through the command line of the measured preparation process
+    assert main(["--prepare", "--data", str(ROOT / "data" / "synthetic"), "--out",
+                 str(tmp_path / "part"), "--max-lines", "20000"]) == 0
+    part = json.loads((tmp_path / "part" / "input.json").read_text())
     assert full["rows"] == full["orders_in_source"] > 20_000
     assert part["orders_in_source"] == full["rows"]
     assert 19_000 < part["rows"] <= 20_000
