@@ -11,10 +11,13 @@ raised as errors by the caller.
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from helpers.contract import Column
 
@@ -69,11 +72,14 @@ class Coercer:
     def _clean_strings(s: pd.Series) -> pd.Series:
         """``s`` as Arrow strings, stripped, empty strings missing.
 
-        Works on the distinct values (a 50M-row column of a few thousand ids or codes is
-        stripped once per value, not once per row) and returns the column itself, without a
-        copy, when no value changes (the usual case for typed Parquet columns).
+        Returns the column itself, without a copy, when no value changes (the usual case for
+        typed Parquet columns; checked chunk by chunk in Arrow, see :func:`_already_clean`);
+        otherwise works on the distinct values (a 50M-row column of a few thousand ids or codes
+        is stripped once per value, not once per row).
         """
         text = s.astype(STRING)
+        if _already_clean(text):  # checked in Arrow, without hashing: nothing to change
+            return text
         codes, uniques = pd.factorize(text)
         distinct = pd.Series(uniques, dtype=STRING)
         cleaned = distinct.str.strip()
@@ -102,9 +108,14 @@ class Coercer:
                                            else str(v) for v in u])
         out = self._clean_strings(s)
         # a number column written as floats into a text file (pandas/Excel exports: "13085.0"):
-        # when *every* id is digits + ".0", drop the ".0" (as for float ids in Parquet/SQL)
+        # when *every* id is digits + ".0", drop the ".0" (as for float ids in Parquet/SQL).
+        # The first present id decides whether the (hashing) check of every distinct id is
+        # needed: when it does not look like "13085.0", not every id does.
+        first = out.first_valid_index()
+        if first is None or not _FLOAT_ID.fullmatch(str(out.loc[first])):
+            return out
         uniques = pd.Series(pd.unique(out.array), dtype=STRING).dropna()
-        if len(uniques) and uniques.str.fullmatch(r"-?\d+\.0+").all():
+        if len(uniques) and uniques.str.fullmatch(_FLOAT_ID.pattern).all():
             out = out.str.replace(r"\.0+$", "", regex=True)
         return out
 
@@ -225,24 +236,68 @@ class Coercer:
         if pd.api.types.is_float_dtype(s) and (s.dropna() % 1 == 0).all():
             s = s.astype("Int64")
         text = self._clean_strings(s)
-        codes_arr, uniques = pd.factorize(text)
-        if len(uniques) == 0:
+        distinct = _distinct(text)  # cheap (no per-row codes): usually nothing changes
+        if len(distinct) == 0 or distinct.equals(self._category_values(distinct, codes)):
             return text
-        mapped = pd.Series(uniques, dtype=STRING)
+        codes_arr, uniques = pd.factorize(text)
+        mapped = self._category_values(pd.Series(uniques, dtype=STRING), codes)
+        arr = mapped.array.take(codes_arr, allow_fill=True)
+        return pd.Series(arr, index=s.index, dtype=STRING)
+
+    @staticmethod
+    def _category_values(distinct: pd.Series, codes: Mapping[str, str] | None) -> pd.Series:
+        """Distinct (present) category values mapped through ``codes``, stripped, lower-cased,
+        ``""`` as missing."""
+        mapped = distinct
         if codes:
             lower = {str(k).strip().lower(): v for k, v in codes.items()}
             exact = mapped.map(lambda v: codes.get(v, lower.get(v.lower(), v)))
             mapped = exact.astype(STRING)
         mapped = mapped.str.strip().str.lower()
-        mapped = mapped.mask(mapped == "")
-        arr = mapped.array.take(codes_arr, allow_fill=True)
-        return pd.Series(arr, index=s.index, dtype=STRING)
+        return mapped.mask(mapped == "")
 
     def _text(self, s: pd.Series, codes: Mapping[str, str] | None) -> pd.Series:
         out = self._clean_strings(s)
         if codes:
             out = out.replace(codes).astype(STRING)
         return out
+
+
+_FLOAT_ID = re.compile(r"-?\d+\.0+")
+
+
+def _arrow_chunks(s: pd.Series) -> list[pa.Array] | None:
+    """The Arrow chunks of an Arrow-backed string column (``None`` for other columns)."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        return list(pa.chunked_array(s.array.__arrow_array__()).chunks)
+    return None
+
+
+def _already_clean(s: pd.Series) -> bool:
+    """No value of the Arrow string column ``s`` has leading or trailing white space or is
+    empty, i.e. :meth:`Coercer._clean_strings` would change nothing. Checked chunk by chunk in
+    Arrow (string lengths before and after trimming), stopping at the first dirty chunk."""
+    chunks = _arrow_chunks(s)
+    if chunks is None:
+        return False
+    for chunk in chunks:
+        if not len(chunk) or chunk.null_count == len(chunk):
+            continue
+        length = pc.binary_length(chunk)
+        if pc.any(pc.equal(length, 0)).as_py():
+            return False
+        trimmed = pc.binary_length(pc.utf8_trim_whitespace(chunk))
+        if pc.any(pc.not_equal(trimmed, length)).as_py():
+            return False
+    return True
+
+
+def _distinct(s: pd.Series) -> pd.Series:
+    """The distinct present values of a string column, in order of first appearance."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        values = pc.unique(pa.chunked_array(s.array.__arrow_array__()))
+        return pd.Series(pd.arrays.ArrowStringArray(values.drop_null()), dtype=STRING)
+    return pd.Series(pd.unique(s.dropna().to_numpy()), dtype=STRING)
 
 
 def _via_uniques(s: pd.Series, fn) -> pd.Series:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from helpers import ids
 from helpers.contract import TABLES, Column
 
 from .errors import DataContractError, Problem, examples
@@ -210,10 +211,115 @@ def _row_ids(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     return ids if ids is not None else np.zeros(len(df), dtype=np.int64)
 
 
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_NAN_BITS = np.uint64(0x7FF8000000000000)
+
+
+def _mix(h: np.ndarray) -> None:
+    """The splitmix64 finalizer, in place on a ``uint64`` array (a bijection that spreads every
+    input bit over the whole word)."""
+    h ^= h >> np.uint64(30)
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+
+
+def _column_words(s: pd.Series) -> np.ndarray:
+    """One ``uint64`` per row of ``s``, equal for two rows exactly when ``pd.factorize`` treats
+    their values as equal (all missing values alike). Arrow strings: their dictionary-encoding
+    indices (one memo table for all chunks, computed in C++); numbers: their bits (``-0.0`` as
+    ``0.0``, every NaN alike); timestamps: their int64 nanoseconds (NaT is one value); anything
+    else: ``pd.factorize`` codes."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        chunked = pa.chunked_array(s.array.__arrow_array__())
+        if chunked.num_chunks and len(s):
+            enc = chunked.dictionary_encode()
+            dicts = [c.dictionary for c in enc.chunks]
+            if all(d is dicts[-1] or d.equals(dicts[-1]) for d in dicts):  # one shared memo
+                idx = pa.chunked_array([c.indices for c in enc.chunks])
+                idx = pc.fill_null(pc.cast(idx, pa.int64()), -1)
+                return idx.to_numpy().astype(np.uint64)
+    elif dtype == np.float64:
+        v = s.to_numpy(dtype=np.float64) + 0.0  # -0.0 + 0.0 == +0.0 (factorize: equal)
+        w = v.view(np.uint64)
+        w[np.isnan(v)] = _NAN_BITS
+        return w
+    elif dtype.kind in "iuMm" and not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        return s.to_numpy().view(np.int64).astype(np.uint64)
+    elif dtype == np.bool_:
+        return s.to_numpy().astype(np.uint64)
+    return pd.factorize(s)[0].astype(np.uint64)
+
+
+def _row_hash(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash per row of ``df[columns]``: rows equal in every column (as
+    ``DataFrame.duplicated`` compares) always get the same hash; different rows almost always
+    get different ones (a collision is possible, so equal hashes are only *candidates*).
+    Built column by column (:func:`_column_words` folded in with the splitmix64 mixer), so only
+    the running hash and one column's words are in memory at a time."""
+    h = np.zeros(len(df), dtype=np.uint64)
+    for i, c in enumerate(columns):
+        w = _column_words(df[c])
+        h += np.uint64((0x9E3779B97F4A7C15 * (i + 1)) % (1 << 64))  # column salt
+        h ^= w
+        del w
+        _mix(h)
+    return h
+
+
+def _shared(h: np.ndarray) -> np.ndarray:
+    """Boolean mask of the elements of ``h`` (``uint64``) that occur more than once: the values
+    repeated in a sorted copy, then one lookup of every element among those (few) values.
+    Several times faster than a hash table over all elements (``Series.duplicated``), which
+    misses the CPU caches at tens of millions of rows."""
+    if len(h) < 2:
+        return np.zeros(len(h), dtype=bool)
+    srt = np.sort(h)
+    repeated = srt[1:][srt[1:] == srt[:-1]]
+    del srt
+    if not len(repeated):
+        return np.zeros(len(h), dtype=bool)
+    return pd.Series(h, copy=False).isin(np.unique(repeated)).to_numpy()
+
+
+def _duplicate_masks(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(df[columns].duplicated(keep=False), df[columns].duplicated(keep="first"))`` as boolean
+    arrays, exactly.
+
+    Candidates are the rows whose 64-bit hash (:func:`_row_hash`) is shared with another row;
+    only they are compared exactly (:func:`_row_ids` on the candidate rows), so a hash
+    collision can never mark distinct rows as duplicates, and the exact comparison costs time
+    in proportion to the (usually few) candidates instead of the table.
+    """
+    n = len(df)
+    any_dup = np.zeros(n, dtype=bool)
+    later = np.zeros(n, dtype=bool)
+    if n == 0 or not len(columns):
+        if len(columns) == 0 and n > 1:  # no columns: every row equals the first
+            any_dup[:] = True
+            later[1:] = True
+        return any_dup, later
+    h = _row_hash(df, columns)
+    cand = np.flatnonzero(_shared(h))
+    del h
+    if len(cand):
+        sub = df.iloc[cand][list(columns)] if len(cand) < n else df
+        exact = pd.Series(_row_ids(sub, columns), copy=False)
+        any_dup[cand] = exact.duplicated(keep=False).to_numpy()
+        later[cand] = exact.duplicated(keep="first").to_numpy()
+    return any_dup, later
+
+
 def _duplicated(df: pd.DataFrame, columns: Sequence[str], keep: str | bool = "first") -> pd.Series:
-    """``df[columns].duplicated(keep=keep)``, computed on compact row ids (:func:`_row_ids`)."""
-    ids = _row_ids(df, columns)
-    return pd.Series(pd.Series(ids, copy=False).duplicated(keep=keep).to_numpy(), index=df.index)
+    """``df[columns].duplicated(keep=keep)`` (``keep``: ``"first"`` or ``False``), computed with
+    :func:`_duplicate_masks`."""
+    any_dup, later = _duplicate_masks(df, columns)
+    if keep not in ("first", False):
+        raise ValueError(f"keep must be 'first' or False, not {keep!r}")
+    return pd.Series(later if keep == "first" else any_dup, index=df.index)
 
 
 def _as_bool(mask: pd.Series) -> pd.Series:
@@ -286,7 +392,7 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
         if action in ("error", "set_aside"):
             alive = alive & ~mask
 
-    # 1. exact duplicates (on compact integer row ids, see _row_ids)
+    # 1. exact duplicates (64-bit row hashes, candidates confirmed exactly: _duplicate_masks)
     dup_cols = [c for c in df.columns if c not in duplicate_ignore]
     if len(df) and dup_cols:
         fire(_duplicated(df, dup_cols), "exact_duplicate", None,
@@ -354,11 +460,10 @@ def check_rows(ledger: Ledger, table: str, df: pd.DataFrame, columns: Sequence[C
     del alive
     # 6. duplicate keys (non-identical rows sharing the key)
     if key and len(df):
-        ids = pd.Series(_row_ids(df, key), index=df.index, copy=False)
-        mask = ids.duplicated(keep=False)
-        if mask.any():
-            df = _duplicate_keys(ledger, table, df, mask, key, merge_lines,
-                                 first=~ids.duplicated(keep="first"))
+        any_dup, later = _duplicate_masks(df, key)
+        if any_dup.any():
+            df = _duplicate_keys(ledger, table, df, pd.Series(any_dup, index=df.index), key,
+                                 merge_lines, first=pd.Series(~later, index=df.index))
     return df
 
 
@@ -417,31 +522,13 @@ def _duplicate_keys(ledger: Ledger, table: str, df: pd.DataFrame, mask: pd.Serie
     return df[~extra]
 
 
-def isin(s: pd.Series, values: pd.Series) -> pd.Series:
-    """``s.isin(values)`` (missing values never match), fast for Arrow-backed strings."""
-    arrow = (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
-             and isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow")
-    if not arrow:
-        return s.isin(values.dropna()) & s.notna()
-    arr = s.array.__arrow_array__()
-    vs = pa.chunked_array(values.dropna().array.__arrow_array__()).combine_chunks().unique()
-    hit = pc.fill_null(pc.is_in(arr, value_set=vs), False)
-    return pd.Series(hit.to_numpy(zero_copy_only=False), index=s.index)
-
-
 def position_in(s: pd.Series, values: pd.Series) -> np.ndarray:
-    """Position in ``values`` (unique) of each element of ``s``; every element must be found."""
-    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and \
-            isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        vs = pa.chunked_array(values.array.__arrow_array__()).combine_chunks()
-        pos = pc.index_in(s.array.__arrow_array__(), value_set=vs)
-        out = pos.to_numpy(zero_copy_only=False)
-    else:
-        out = pd.Index(values).get_indexer(s)
-    out = np.asarray(out, dtype="float64")
-    if np.isnan(out).any() or (out < 0).any():
+    """Position in ``values`` of each element of ``s`` (:func:`helpers.ids.positions`: the first
+    position of a repeated value); every element must be found (``AssertionError`` otherwise)."""
+    out = ids.positions(s, values)
+    if (out < 0).any():
         raise AssertionError("position_in: some values were not found")
-    return out.astype(np.int64)
+    return out
 
 
 # -- foreign keys -------------------------------------------------------------------------------
@@ -463,11 +550,11 @@ def check_foreign_keys(ledger: Ledger, tables: dict[str, pd.DataFrame],
                 continue
             pkey = TABLES[parent].key[0]
             vals = df[column]
-            known = isin(vals, tables[parent][pkey])
-            bad = vals.notna() & ~known
+            known = ids.isin(vals, tables[parent][pkey])  # missing never matches
+            bad = pd.Series(vals.notna().to_numpy() & ~known, index=df.index)
             if not bad.any():
                 continue
-            cascade = bad & isin(vals, ledger.books[parent].set_aside_keys(pkey)) \
+            cascade = bad & ids.isin(vals, ledger.books[parent].set_aside_keys(pkey)) \
                 if parent in ledger.books else pd.Series(False, index=df.index)
             if cascade.any():
                 n = int(cascade.sum())
