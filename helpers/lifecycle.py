@@ -27,6 +27,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from helpers import ids
 
 # --------------------------------------------------------------------------------------------
 # Small utilities
@@ -48,26 +52,18 @@ def last_complete_month(analysis_date) -> pd.Period:
 
 
 def isin(values, lookup) -> np.ndarray:
-    """Boolean mask: which of ``values`` occur in ``lookup`` (as ``Series.isin``; a missing value
-    matches a missing value).
-
-    pandas' ``isin`` on Arrow strings turns every lookup value into a Python object, which takes
-    seconds for a lookup of a few hundred thousand ids; factorizing both sides together is one
-    pass in C, whatever the dtypes.
-    """
-    a = pd.Series(values, copy=False).reset_index(drop=True)
-    b = pd.Series(pd.unique(pd.Series(lookup, copy=False)))
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros(len(a), dtype=bool)
-    codes, uniques = pd.factorize(concat_same_dtype(a, b))
-    ca, cb = codes[: len(a)], codes[len(a):]
-    hit = np.zeros(len(uniques) + 1, dtype=bool)
-    hit[cb] = True  # code -1 (missing) lands in the extra last slot
-    return hit[ca]
+    """Compatibility alias of :func:`helpers.ids.isin` for modules that still import it from
+    here (``helpers.churn``), with this function's old rule kept: a missing value matches a
+    missing value in ``lookup``. New code should call :func:`helpers.ids.isin`."""
+    hit = ids.isin(values, lookup)
+    if len(hit) and len(lookup) and bool(pd.Series(lookup, copy=False).isna().any()):
+        hit |= np.asarray(pd.isna(pd.Series(values, copy=False)), dtype=bool)
+    return hit
 
 
 def concat_same_dtype(first: pd.Series, second: pd.Series) -> pd.Series:
-    """``first`` then ``second`` as one Series, ``second`` cast to the dtype of the longer one when
+    """(Kept for ``helpers.churn``, which still imports it; not used here.) ``first`` then
+    ``second`` as one Series, ``second`` cast to the dtype of the longer one when
     both hold strings (Arrow strings and Python objects mixed would hash every value as a Python
     object, several times slower)."""
     a, b = pd.Series(first, copy=False), pd.Series(second, copy=False)
@@ -254,43 +250,128 @@ def flag_anomalous_days(orders: pd.DataFrame, *, analysis_date, column: str = "a
 FUNNEL_STEPS = ("view", "cart", "purchase")
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, list]:
+    """Integer code per row (-1 where missing) and the distinct values (an Arrow array for
+    Arrow strings, else a pandas Index), numbered in order of first appearance (as
+    ``pd.factorize(values, sort=False)``).
+
+    Arrow-backed strings are dictionary-encoded by Arrow (one hash pass, no Python string
+    objects, no copy of the column); other dtypes go through ``pd.factorize``.
+    """
+    s = pd.Series(values, copy=False)
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        chunked = pa.chunked_array(s.array.__arrow_array__())
+        if chunked.num_chunks == 0 or len(chunked) == 0:
+            return np.zeros(0, dtype=np.int64), pa.array([], type=pa.string())
+        enc = pc.dictionary_encode(chunked)
+        # the hash state is shared across chunks: every chunk's indices point into the
+        # dictionary of the last chunk (each chunk's dictionary is a prefix of it)
+        dictionary = enc.chunk(enc.num_chunks - 1).dictionary
+        codes = np.concatenate([
+            np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False),
+                       dtype=np.int64) for c in enc.chunks])
+        return codes, dictionary
+    codes, uniques = pd.factorize(s, sort=False)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
+
+
+def _ts_int(ts: pd.Series) -> np.ndarray:
+    """Timestamps as int64 in their own unit (naive or tz-aware; order-preserving)."""
+    return np.asarray(pd.Series(ts, copy=False).array.asi8, dtype=np.int64)
+
+
+#: Events columns :func:`session_table` may use (``customer_id`` only for customer-day sessions).
+SESSION_COLUMNS = ("event_ts", "event_type", "session_id", "channel", "device", "customer_id")
+
+
 def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.DataFrame:
     """One row per session (``session_id``; without it, a customer-day) with its first event's
-    time, channel and device and whether it has a view, cart and purchase event."""
-    e = _upto(events, "event_ts", analysis_date)
+    time, channel and device and whether it has a view, cart and purchase event.
+
+    Sessions are numbered in order of their first view/cart/purchase event in ``events`` (row
+    order); the first event is the earliest (ties: the first row). ``channel`` and ``device``
+    are categorical (``"unknown"`` where missing). ``events`` needs ``event_ts`` and
+    ``event_type``, plus ``session_id`` or ``customer_id``; other columns are not read, so a
+    frame with only :data:`SESSION_COLUMNS` (see :func:`session_table_from`) is enough.
+
+    The work is on integer codes (Arrow dictionary encoding of the ids and types) and one pass
+    of ``np.minimum.at``; no copy or sort of the events frame, so it stays linear in the rows.
+    """
+    ts = events["event_ts"]
+    keep = np.asarray(ts < _end_of_day(analysis_date), dtype=bool)
     if start is not None:
-        e = e[e["event_ts"] >= pd.Timestamp(start)]
-    tcode, tuniq = pd.factorize(e["event_type"])  # event types as small integer codes
-    step_code = {str(t): i for i, t in enumerate(tuniq) if str(t) in FUNNEL_STEPS}
-    keep = np.isin(tcode, list(step_code.values()))
-    e = e[keep]
-    tcode = tcode[keep]
-    if "session_id" in e and e["session_id"].notna().all():
-        codes = pd.factorize(e["session_id"], sort=False)[0]
+        keep &= np.asarray(ts >= pd.Timestamp(start), dtype=bool)
+    tcode, tuniq = _codes(events["event_type"])
+    tuniq = tuniq.to_pylist() if isinstance(tuniq, pa.Array) else list(tuniq)
+    step_of = np.full(len(tuniq) + 1, -1, dtype=np.int8)  # event-type code -> funnel step
+    for i, t in enumerate(tuniq):
+        if str(t) in FUNNEL_STEPS:
+            step_of[i] = FUNNEL_STEPS.index(str(t))
+    step = step_of[tcode]  # code -1 (missing type) lands in the extra last slot
+    del tcode
+    keep &= step >= 0
+    rows = np.flatnonzero(keep)
+    del keep
+    step = step[rows]
+    scode = None
+    if "session_id" in events:
+        scode = _codes(events["session_id"])[0][rows]
+        if len(scode) and (scode < 0).any():
+            scode = None
+    if scode is not None:
+        codes = pd.factorize(scode, sort=False)[0]  # numbered in order of first appearance
+        del scode
     else:  # a customer-day: integer pairs, numbered in order of first appearance
-        cust = pd.factorize(e["customer_id"], sort=False)[0].astype(np.int64)
-        cust[cust < 0] = cust.max() + 1 if len(cust) else 0  # missing id: a customer of its own
-        ts = e["event_ts"]
-        if getattr(ts.dt, "tz", None) is not None:
-            ts = ts.dt.tz_localize(None)  # the local calendar day
-        day = ts.to_numpy().astype("datetime64[D]").astype(np.int64)
-        codes = (pd.factorize((day - day.min()) * (int(cust.max()) + 1) + cust, sort=False)[0]
+        if "customer_id" not in events:
+            raise ValueError("events: session_table needs customer_id when session_id is absent "
+                             "or has missing values (sessions are then customer-days)")
+        cust, cuniq = _codes(events["customer_id"])
+        cust = cust[rows]
+        cust[cust < 0] = len(cuniq)  # missing id: a customer of its own
+        tsr = ts.iloc[rows]
+        if getattr(tsr.dt, "tz", None) is not None:
+            tsr = tsr.dt.tz_localize(None)  # the local calendar day
+        day = tsr.to_numpy().astype("datetime64[D]").astype(np.int64)
+        codes = (pd.factorize((day - day.min()) * (len(cuniq) + 1) + cust, sort=False)[0]
                  if len(cust) else cust)
+    codes = np.asarray(codes, dtype=np.int64)
     n = int(codes.max()) + 1 if len(codes) else 0
-    order = np.argsort(e["event_ts"].to_numpy(), kind="stable")
-    _, first_pos = np.unique(codes[order], return_index=True)
-    first_rows = order[first_pos]  # row of each session's first event, sessions in code order
-    out = pd.DataFrame({"start": e["event_ts"].to_numpy()[first_rows]})
+    # first event of each session: the earliest time, ties broken by the first row
+    t_int = _ts_int(ts)[rows]
+    first_t = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_t, codes, t_int)
+    cand = np.flatnonzero(t_int == first_t[codes])
+    del t_int, first_t
+    first_pos = np.full(n, len(rows), dtype=np.int64)
+    np.minimum.at(first_pos, codes[cand], cand)
+    first_rows = rows[first_pos]  # row of each session's first event, sessions in code order
+    out = pd.DataFrame({"start": ts.array.take(first_rows)})
     for col in ("channel", "device"):
-        if col in e:
-            first_vals = e[col].iloc[first_rows].astype("object").to_numpy()  # only n values
-            out[col] = pd.Series(first_vals, dtype="object").fillna("unknown")
-    for step in FUNNEL_STEPS:
+        if col in events:
+            first_vals = pd.Series(events[col].array.take(first_rows))
+            out[col] = pd.Categorical(first_vals.astype("object").fillna("unknown")
+                                      if first_vals.dtype == object
+                                      else first_vals.fillna("unknown"))
+    for i, name in enumerate(FUNNEL_STEPS):
         flag = np.zeros(n, dtype=bool)
-        if step in step_code:
-            flag[codes[tcode == step_code[step]]] = True
-        out[step] = flag
+        flag[codes[step == i]] = True
+        out[name] = flag
     return out
+
+
+def session_table_from(ds, *, analysis_date, start=None) -> pd.DataFrame | None:
+    """:func:`session_table` of a loaded dataset's events, reading only the columns it uses
+    (``ds.read("events", columns=...)``; ``customer_id`` only when sessions must be
+    customer-days). ``None`` when the dataset has no events."""
+    if not ds.has("events"):
+        return None
+    have = ds.columns("events")
+    cols = [c for c in SESSION_COLUMNS if c in have and c != "customer_id"]
+    ev = ds.read("events", columns=cols)
+    if ("session_id" not in ev or ev["session_id"].isna().any()) and "customer_id" in have:
+        ev["customer_id"] = ds.read("events", columns=["customer_id"])["customer_id"]
+    return session_table(ev, analysis_date=analysis_date, start=start)
 
 
 def funnel(events: pd.DataFrame, *, analysis_date, by: str | None = None,
@@ -317,8 +398,10 @@ def funnel(events: pd.DataFrame, *, analysis_date, by: str | None = None,
     key = key.array if isinstance(key, pd.Series) else key  # keep periods as periods (fast)
     g = pd.DataFrame({"key": key, "sessions": 1, "view": v.to_numpy(), "cart": (v & c).to_numpy(),
                       "purchase_after_cart": (v & c & p).to_numpy(),
-                      "purchase": (v & p).to_numpy()}).groupby("key")
+                      "purchase": (v & p).to_numpy()}).groupby("key", observed=True)
     s = g.sum()
+    if isinstance(s.index, pd.CategoricalIndex):  # categorical channel/device: plain labels
+        s.index = pd.Index(s.index.astype(object), name=s.index.name)
     out = pd.DataFrame({
         "sessions": s["sessions"], "view": s["view"], "cart": s["cart"], "purchase": s["purchase"],
         "view_to_cart": s["cart"] / s["view"].replace(0, np.nan),
@@ -438,11 +521,11 @@ def value_in_first_months(orders: pd.DataFrame, *, analysis_date, months: int = 
     window = pd.Timedelta(days=months * 365.25 / 12)
     end = _end_of_day(analysis_date)
     eligible = first[first + window <= end]
-    oo = o[isin(o["customer_id"], eligible.index)]
+    oo = o[ids.isin(o["customer_id"], eligible.index)]
     in_win = oo["order_ts"].to_numpy() < eligible.reindex(oo["customer_id"]).to_numpy() + window
     value = oo[in_win].groupby("customer_id")["amount"].sum()
     if returns is not None and len(returns):
-        r = returns[isin(returns["customer_id"], eligible.index)]
+        r = returns[ids.isin(returns["customer_id"], eligible.index)]
         r_in = r["return_ts"].to_numpy() < eligible.reindex(r["customer_id"]).to_numpy() + window
         value = value.sub(r[r_in].groupby("customer_id")["amount"].sum(), fill_value=0)
     return pd.DataFrame({"first_order": eligible, "value": value.reindex(eligible.index).fillna(0)})
@@ -505,7 +588,7 @@ def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRu
     df["orders_in_window"] = recent.groupby("customer_id").size().reindex(df.index, fill_value=0)
     if customers is not None and len(customers):
         c = customers
-        never = ~isin(c["customer_id"], orders["customer_id"])
+        never = ~ids.isin(c["customer_id"], orders["customer_id"])
         if "signup_date" in c:
             c = c[(c["signup_date"].isna() & never)
                   | (c["signup_date"] < day + pd.Timedelta(days=1))]

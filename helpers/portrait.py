@@ -34,6 +34,9 @@ from sklearn.metrics import (adjusted_rand_score, calinski_harabasz_score, davie
                              silhouette_score)
 from sklearn.mixture import GaussianMixture
 
+from helpers.ids import positions
+from helpers.lifecycle import _codes as _dictionary_codes
+
 # --------------------------------------------------------------------------------------------
 # Tag dictionary
 # --------------------------------------------------------------------------------------------
@@ -188,7 +191,10 @@ def _arrow_strings(values: pd.Series | np.ndarray | pd.Index):
     """
     import pyarrow as pa
 
-    if isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.StringDtype) \
+    if isinstance(values, (pa.Array, pa.ChunkedArray)) and (
+            pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        arr = values
+    elif isinstance(values, (pd.Series, pd.Index)) and isinstance(values.dtype, pd.StringDtype) \
             and values.dtype.storage == "pyarrow":
         arr = pa.array(values.array)
     else:
@@ -196,18 +202,6 @@ def _arrow_strings(values: pd.Series | np.ndarray | pd.Index):
         arr = pa.array(s.where(s.isna(), s.astype(str)).to_numpy(dtype=object),
                        type=pa.large_string(), from_pandas=True)
     return arr.cast(pa.large_string())
-
-
-def _positions(values, value_set) -> np.ndarray:
-    """For each Arrow string in ``values``, its position in ``value_set`` (-1 where absent).
-
-    A hash lookup in Arrow: no Python string objects are created, so this stays fast and small
-    on tens of millions of rows.
-    """
-    import pyarrow.compute as pc
-
-    pos = pc.index_in(values, value_set=value_set)
-    return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _rows(arr, mask: np.ndarray):
@@ -291,8 +285,11 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
 
     ev_mask = None
     if _usable(events, ["customer_id", "event_ts", "event_type"]):
-        ev_mask = (events["event_ts"] < cutoff).to_numpy()
-        ev_ids = _rows(_arrow_strings(events["customer_id"]), ev_mask)
+        # events as integer codes: one dictionary encoding of the ids (no filtered copies of
+        # the string columns); each distinct id is converted and looked up once
+        ev_mask = np.asarray(events["event_ts"] < cutoff, dtype=bool)
+        ev_code, ev_dict = _dictionary_codes(events["customer_id"])
+        ev_dict = _arrow_strings(ev_dict)
 
     # ---- who is a customer at the analysis date (sorted ids; Arrow sorts by code point)
     known_ids = [pc.unique(o_ids)]
@@ -308,7 +305,8 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             c_ids = _rows(c_ids, ok)
         known_ids.append(pc.unique(c_ids))
     elif ev_mask is not None:  # no customers table: browsers without orders are customers too
-        known_ids.append(pc.unique(ev_ids))
+        seen = np.bincount(ev_code[ev_mask & (ev_code >= 0)], minlength=len(ev_dict)) > 0
+        known_ids.append(ev_dict.filter(pa.array(seen)))
     ids = pc.unique(pa.concat_arrays(known_ids))
     ids = ids.take(pc.sort_indices(ids))
     if len(ids) == 0:
@@ -316,12 +314,12 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     out = pd.DataFrame(index=pd.Index(ids.to_numpy(zero_copy_only=False).astype(object),
                                       name="customer_id"))
     N = len(out)
-    oc = _positions(o_ids, ids)  # every order's customer position (all >= 0)
+    oc = positions(o_ids, ids)  # every order's customer position (all >= 0)
 
     # ---- basic
     first_row = None
     if cust is not None:
-        cpos = _positions(c_ids, ids)
+        cpos = positions(c_ids, ids)
         uniq, first = np.unique(cpos, return_index=True)  # first row per customer
         first_row = np.full(N, -1, dtype=np.int64)
         first_row[uniq] = first
@@ -349,25 +347,25 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     # ---- behaviour (events), on integer codes
     day_pairs = [(oc, ots.to_numpy().astype("datetime64[D]").astype(np.int64))]
     if ev_mask is not None:
-        pos = _positions(ev_ids, ids)
-        keep = pos >= 0
-        pos = pos[keep]
-        etype = _rows(_rows(_arrow_strings(events["event_type"]), ev_mask), keep)
+        dict_pos = np.append(positions(ev_dict, ids), -1)  # code -1 (missing id): slot -1
+        pos = dict_pos[ev_code]
+        del ev_code
+        sel = np.flatnonzero(ev_mask & (pos >= 0))  # events of known customers up to the date
+        pos = pos[sel]
+        tcode, tdict = _dictionary_codes(events["event_type"])
+        tnames = [str(t) for t in (tdict.to_pylist() if isinstance(tdict, pa.Array)
+                                   else list(tdict))]
+        tcode = tcode[sel]
 
         def is_type(name: str) -> np.ndarray:
-            hit = pc.fill_null(pc.equal(etype, name), False)
-            return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=float)
+            return np.isin(tcode, [i for i, t in enumerate(tnames) if t == name])
 
         is_view, is_buy = is_type("view"), is_type("purchase")
-        ev_day = events["event_ts"].to_numpy()[ev_mask][keep].astype("datetime64[D]") \
-            .astype(np.int64)
+        ev_day = events["event_ts"].to_numpy()[sel].astype("datetime64[D]").astype(np.int64)
         if "session_id" in events.columns:
-            sess = _rows(_rows(_arrow_strings(events["session_id"]), ev_mask), keep)
-            enc = pc.dictionary_encode(sess).combine_chunks() \
-                if isinstance(sess, pa.ChunkedArray) else pc.dictionary_encode(sess)
-            sess_code = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(
-                zero_copy_only=False), dtype=np.int64)
-            n_sess = len(enc.dictionary)
+            sess_code, sdict = _dictionary_codes(events["session_id"])
+            sess_code = sess_code[sel]
+            n_sess = len(sdict)
         else:
             sess_code, n_sess = np.full(len(pos), -1, dtype=np.int64), 0
         na = sess_code < 0
@@ -376,17 +374,21 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             sess_code[na] = n_sess + pd.factorize(pos[na] * span + (ev_day[na] - ev_day.min()))[0]
         base = int(sess_code.max()) + 1 if len(sess_code) else 1
         inv, uniq = pd.factorize(pos * base + sess_code)
+        del sess_code
         pair_cust = uniq // base
-        viewed = np.bincount(inv, weights=is_view, minlength=len(uniq)) > 0
-        bought = np.bincount(inv, weights=is_buy, minlength=len(uniq)) > 0
+        viewed = np.zeros(len(uniq), dtype=bool)
+        viewed[inv[is_view]] = True
+        bought = np.zeros(len(uniq), dtype=bool)
+        bought[inv[is_buy]] = True
+        del inv
         out["visits"] = np.bincount(pair_cust, minlength=N).astype(int)
-        out["views"] = np.bincount(pos, weights=is_view, minlength=N).astype(int)
+        out["views"] = np.bincount(pos[is_view], minlength=N).astype(int)
         den = np.bincount(pair_cust[viewed], minlength=N)
         num = np.bincount(pair_cust[viewed], weights=bought[viewed].astype(float), minlength=N)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["view_to_purchase"] = np.where(den > 0, num / np.maximum(den, 1), np.nan)
-        out["favourites"] = np.bincount(pos, weights=is_type("favourite"),
-                                        minlength=N).astype(int)
+        out["favourites"] = np.bincount(pos[is_type("favourite")], minlength=N).astype(int)
+        del tcode, is_view, is_buy
         day_pairs.append((pos, ev_day))
     cp = np.concatenate([p for p, _ in day_pairs]).astype(np.int64)
     dd = np.concatenate([d for _, d in day_pairs])
@@ -402,7 +404,7 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     ret = None
     if _usable(returns, ["customer_id", "return_ts", "amount"]):
         r = returns.loc[(returns["return_ts"] < cutoff).to_numpy()]
-        rc = _positions(_arrow_strings(r["customer_id"]), ids)
+        rc = positions(_arrow_strings(r["customer_id"]), ids)
         mine = rc >= 0
         ret = pd.Series(_by_code(r["amount"].to_numpy(dtype=float)[mine], rc[mine], N, "sum",
                                  0.0), index=out.index)
@@ -426,7 +428,7 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     line_level = _usable(order_lines, ["order_id", "product_id", "quantity", "unit_price"])
     if line_level:
         # each line's order among the orders in the window (lines of other orders are dropped)
-        lpos = _positions(_arrow_strings(order_lines["order_id"]),
+        lpos = positions(_arrow_strings(order_lines["order_id"]),
                           _arrow_strings(o["order_id"]))
         inw = lpos >= 0
         lc = oc[lpos[inw]]
@@ -439,7 +441,7 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             products["category"].notna().any()
         prod = products.drop_duplicates("product_id") if _usable(products, ["product_id"]) \
             else None
-        ppos = _positions(line_pid, _arrow_strings(prod["product_id"])) if prod is not None \
+        ppos = positions(line_pid, _arrow_strings(prod["product_id"])) if prod is not None \
             else np.full(len(lc), -1, dtype=np.int64)
 
         def line_labels(col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -517,8 +519,25 @@ def build_tags_from(ds: object, analysis_date: str | pd.Timestamp,
 
     return build_tags(ds.orders, analysis_date, customers=tab("customers"),
                       order_lines=tab("order_lines"), products=tab("products"),
-                      returns=tab("returns"), events=tab("events"),
+                      returns=tab("returns"), events=_events_for_tags(ds),
                       promo_calendar=promo_calendar, **kw)
+
+
+#: The events columns :func:`build_tags` uses.
+EVENT_COLUMNS = ("customer_id", "event_ts", "event_type", "session_id")
+
+
+def _events_for_tags(ds: object) -> pd.DataFrame | None:
+    """The dataset's events with only :data:`EVENT_COLUMNS` (read column by column from the
+    dataset cache when the dataset can, ``ds.read``), or ``None`` without events."""
+    read, columns = getattr(ds, "read", None), getattr(ds, "columns", None)
+    if read is None or columns is None:  # a plain object holding tables
+        ev = getattr(ds, "events", None)
+        return ev if isinstance(ev, pd.DataFrame) and len(ev) else None
+    if not ds.has("events"):
+        return None
+    have = columns("events")
+    return read("events", columns=[c for c in EVENT_COLUMNS if c in have])
 
 
 # --------------------------------------------------------------------------------------------

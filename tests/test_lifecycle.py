@@ -250,3 +250,71 @@ def test_session_table_customer_day_sessions_without_session_id():
     assert st["channel"].tolist() == ["app", "web", "app"]
     assert st["start"].tolist() == list(pd.to_datetime(["2024-01-01 09:00", "2024-01-01 10:00",
                                                         "2024-01-02 08:00"]))
+
+
+def _arrow(df: pd.DataFrame) -> pd.DataFrame:
+    """The same events with every string column as Arrow-backed strings (as the loader gives)."""
+    return df.astype({c: "string[pyarrow]" for c in df.columns if df[c].dtype == object})
+
+
+EVENTS_UNSORTED = pd.DataFrame({
+    # row order is not time order; s9 has only a non-funnel event; s1's two earliest events
+    # share a time (the first row, channel "web", is its first event)
+    "customer_id": ["u9", "u2", "u1", "u1", "u1", "u2"],
+    "session_id": ["s9", "s2", "s1", "s1", "s1", "s2"],
+    "event_type": ["favourite", "cart", "view", "view", "purchase", "view"],
+    "event_ts": pd.to_datetime(["2024-01-01 08:00", "2024-01-02 10:05", "2024-01-01 10:00",
+                                "2024-01-01 09:00", "2024-01-01 09:00", "2024-01-02 10:00"]),
+    "channel": ["app", "app", "app", "web", "app", None],
+    "device": ["pc", "pc", "pc", "pc", "pc", "pc"],
+})
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_session_table_first_event_and_order(arrow):
+    ev = _arrow(EVENTS_UNSORTED) if arrow else EVENTS_UNSORTED
+    st = lc.session_table(ev, analysis_date="2024-01-31")
+    # sessions in order of their first funnel row: s2 (row 1), then s1 (row 2); s9 has no funnel
+    # event and is not a session of the funnel
+    assert len(st) == 2
+    assert st["start"].tolist() == list(pd.to_datetime(["2024-01-02 10:00", "2024-01-01 09:00"]))
+    # s2's first event (10:00) has no channel -> "unknown"; s1: the tie at 09:00 goes to row 3
+    assert st["channel"].astype(str).tolist() == ["unknown", "web"]
+    assert st["view"].tolist() == [True, True]
+    assert st["cart"].tolist() == [True, False]
+    assert st["purchase"].tolist() == [False, True]
+    by = lc.funnel(st, analysis_date="2024-01-31", by="channel")
+    assert by.index.tolist() == ["unknown", "web"] and by.index.dtype == object
+    assert by["sessions"].tolist() == [1, 1]
+    # a start date drops s1 (1 Jan) entirely
+    assert len(lc.session_table(ev, analysis_date="2024-01-31", start="2024-01-02")) == 1
+
+
+class _FakeDataset:
+    """The part of helpers.data.Dataset that session_table_from uses, recording the reads."""
+
+    def __init__(self, events: pd.DataFrame):
+        self.events, self.reads = events, []
+
+    def has(self, table: str) -> bool:
+        return table == "events" and len(self.events) > 0
+
+    def columns(self, table: str) -> list[str]:
+        return list(self.events.columns)
+
+    def read(self, table: str, columns=None) -> pd.DataFrame:
+        self.reads.append(list(columns))
+        return self.events[list(columns)].copy()
+
+
+def test_session_table_from_reads_only_the_columns_it_uses():
+    ev = EVENTS_UNSORTED.assign(product_id="p1")
+    fake = _FakeDataset(ev)
+    st = lc.session_table_from(fake, analysis_date="2024-01-31")
+    assert fake.reads == [["event_ts", "event_type", "session_id", "channel", "device"]]
+    pd.testing.assert_frame_equal(st, lc.session_table(ev, analysis_date="2024-01-31"))
+    # a missing session id: sessions become customer-days, so customer_id is read as well
+    fake = _FakeDataset(ev.assign(session_id=[None, "s2", "s1", "s1", "s1", "s2"]))
+    st = lc.session_table_from(fake, analysis_date="2024-01-31")
+    assert fake.reads[-1] == ["customer_id"] and len(st) == 2  # u2 on 2 Jan, u1 on 1 Jan
+    assert lc.session_table_from(_FakeDataset(ev.iloc[:0]), analysis_date="2024-01-31") is None

@@ -493,3 +493,38 @@ def test_known_persona_signatures_on_synthetic(synthetic):
     assert g["age"].median().idxmin() == "young_trendsetter"
     assert g["share_mother_baby"].mean().idxmax() == "family_shopper"
     assert g["share_electronics"].mean().idxmax() == "tech_enthusiast"
+
+
+class _ShopDataset:
+    """The part of helpers.data.Dataset that build_tags_from uses, recording the events reads."""
+
+    timezone = "Asia/Shanghai"
+
+    def __init__(self, shop):
+        self._shop, self.reads = shop, []
+        for name, df in shop.items():
+            setattr(self, name, df)
+        self.events = None  # a chapter must not touch the whole events table
+
+    def has(self, table: str) -> bool:
+        return table in self._shop and len(self._shop[table]) > 0
+
+    def columns(self, table: str) -> list[str]:
+        return list(self._shop[table].columns)
+
+    def read(self, table: str, columns=None) -> pd.DataFrame:
+        self.reads.append((table, list(columns)))
+        return self._shop[table][list(columns)].copy()
+
+
+def test_build_tags_from_reads_only_the_event_columns_it_uses(shop):
+    s = {**shop, "events": shop["events"].assign(product_id="p1", device="pc", channel="app")}
+    fake = _ShopDataset(s)
+    t = hp.build_tags_from(fake, DATE)
+    assert fake.reads == [("events", ["customer_id", "event_ts", "event_type", "session_id"])]
+    pd.testing.assert_frame_equal(t, _tags(s, promo_calendar="cn"))
+    assert t.loc["A", "visits"] == 2  # s1 and s2 (s9 is after the analysis date)
+    # no customers table: browsers without orders (C) are customers too, read the same way
+    no_cust = {k: v for k, v in s.items() if k != "customers"}
+    t2 = hp.build_tags_from(_ShopDataset(no_cust), DATE)
+    assert "C" in t2.index and t2.loc["C", "orders"] == 0 and t2.loc["C", "views"] == 2

@@ -143,7 +143,7 @@ kpi_defs = pd.DataFrame([(k, zh, d) for k, (zh, d) in lc.KPI_DEFINITIONS.items()
 display(kpi_defs)
 
 # %%
-sessions = lc.session_table(ds.events, analysis_date=T_END) if ds.has("events") else None
+sessions = lc.session_table_from(ds, analysis_date=T_END)  # reads only the events columns it uses
 kpis = lc.monthly_kpis(orders, analysis_date=T_END, returns=returns_tbl, events=sessions)
 show = kpis.drop(columns="complete").tail(12).copy()
 show.index = show.index.astype(str)
