@@ -53,6 +53,7 @@ def assert_same(fresh, other, check_rules: bool = True) -> None:
         pd.testing.assert_frame_equal(fresh.tables[name], other.tables[name], obj=name, **kw)
     pd.testing.assert_frame_equal(fresh.quality, other.quality, obj="quality", **kw)
     pd.testing.assert_frame_equal(fresh.issues, other.issues, obj="issues", **kw)
+    pd.testing.assert_frame_equal(fresh.missing, other.missing, obj="missing", **kw)
     assert list(fresh.set_aside) == list(other.set_aside)
     for name in fresh.set_aside:
         pd.testing.assert_frame_equal(fresh.set_aside[name], other.set_aside[name],
@@ -289,7 +290,7 @@ def test_only_contract_columns_and_pseudonyms_reach_the_cache(tmp_path, cache_en
         assert set(pq.read_schema(p).names) - {"__index_level_0__"} <= (
             dcache.ALLOWED_COLUMNS | {"table", "column", "rule", "action", "n_rows", "examples",
                                       "rows_in", "rows_kept", "rows_repaired",
-                                      "rows_set_aside"}), p
+                                      "rows_set_aside", "rows", "missing"}), p
     monkeypatch.setenv("HANDBOOK_SALT_CACHE_TEST", salt + "-rotated")
     rotated = load_dataset(folder)
     assert len(entries(cache_env)) == 2
@@ -298,7 +299,8 @@ def test_only_contract_columns_and_pseudonyms_reach_the_cache(tmp_path, cache_en
 
 def test_the_writer_refuses_non_contract_columns(tmp_path):
     parts = dcache.Parts({"orders": pd.DataFrame({"order_id": ["1"], "email": ["a@b.c"]})},
-                         pd.DataFrame({"table": ["orders"]}), pd.DataFrame({"table": []}), {})
+                         pd.DataFrame({"table": ["orders"]}), pd.DataFrame({"table": []}), {},
+                         pd.DataFrame({"table": ["orders"]}))
     store = dcache.Store(tmp_path / "c", "x", "k" * 64)
     with pytest.raises(ValueError, match="email"):
         store.write(parts)

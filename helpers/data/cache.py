@@ -3,7 +3,7 @@
 Validating a dataset (reading, typing, checking every row) costs seconds at 20k customers and
 minutes at a million; every chapter used to do it again. With the cache, the first load of a
 dataset (normally the runner's data check) validates it once and writes the result — the
-contract tables, ``quality``, ``issues`` and ``set_aside`` — as Parquet files into one folder per
+contract tables, ``quality``, ``issues``, ``set_aside`` and ``missing`` — as Parquet files into one folder per
 *cache key*; every later load reads ``quality``, ``issues``, ``set_aside`` and the small tables at
 once and each big table (:data:`LAZY_MIN_ROWS` rows or more, e.g. ``events``) only when a chapter
 first touches it (:class:`LazyTables`). The frames read back are equal to a fresh load's, dtypes
@@ -61,7 +61,7 @@ from helpers.contract import TABLES
 from .config import DatasetConfig
 
 #: Bump when the layout of an entry changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: missing.parquet (missing values per table and column)
 CACHE_ENV = "HANDBOOK_CACHE"
 CACHE_DIR_ENV = "HANDBOOK_CACHE_DIR"
 CACHE_MIN_BYTES_ENV = "HANDBOOK_CACHE_MIN_BYTES"
@@ -78,7 +78,8 @@ _STRING = pd.StringDtype("pyarrow")
 ALLOWED_COLUMNS = frozenset({c for t in TABLES.values() for c in t.column_names}
                             | {"reason", "cancellation_id"})
 _SMALL_FRAMES = {"quality": ("table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"),
-                 "issues": ("table", "column", "rule", "action", "n_rows", "examples")}
+                 "issues": ("table", "column", "rule", "action", "n_rows", "examples"),
+                 "missing": ("table", "column", "rows", "missing")}
 
 
 def enabled(flag: bool | None = None) -> bool:
@@ -321,6 +322,7 @@ class Parts:
     quality: pd.DataFrame
     issues: pd.DataFrame
     set_aside: dict[str, pd.DataFrame]
+    missing: pd.DataFrame  # missing values per table and column (validate.missing_counts)
 
 
 def _dtype_tag(dtype: Any) -> str:
@@ -419,7 +421,7 @@ class Store:
         for t in rows:
             if rows[t] < LAZY_MIN_ROWS:
                 tables[t]  # small tables are read already: keep them
-        return Parts(tables, small["quality"], small["issues"], set_aside)
+        return Parts(tables, small["quality"], small["issues"], set_aside, small["missing"])
 
     # writing -----------------------------------------------------------------------------------
     def write(self, parts: Parts, inputs_note: Mapping[str, Any] | None = None) -> bool:

@@ -17,7 +17,7 @@ from .errors import DataContractError
 from .formats import Builder
 from .privacy import STRING, pseudonymize
 from .rules import RuleBook
-from .validate import ISSUE_COLUMNS, QUALITY_COLUMNS, Ledger
+from .validate import ISSUE_COLUMNS, MISSING_COLUMNS, QUALITY_COLUMNS, Ledger, missing_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from helpers.synth import Truth
@@ -45,6 +45,11 @@ class Dataset:
                     table);
     ``truth``       :class:`helpers.synth.Truth` (planted truth of synthetic data) when
                     dataset.yaml names a ``truth`` folder, else ``None``;
+    ``missing``     missing values of the loaded tables, counted at load time (stored in the
+                    cache, so no big table is read for it): one row per column of every table,
+                    ``table, column, rows`` (the table's rows), ``missing``; e.g.
+                    ``m = ds.missing; m[m.missing > 0]`` lists the columns with gaps and
+                    ``m.missing / m.rows`` their share (equal to counting ``ds.tables[t].isna()``);
     ``pseudonymized`` customer ids were replaced by keyed hashes at load time
                     (``privacy.pseudonymize_ids`` in dataset.yaml, see
                     :mod:`helpers.data.privacy`).
@@ -65,6 +70,7 @@ class Dataset:
     path: Path | None = None
     rules: dict[str, str] = field(default_factory=dict)
     pseudonymized: bool = False
+    missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MISSING_COLUMNS))
 
     # table shortcuts ------------------------------------------------------------------------
     def _get(self, name: str) -> pd.DataFrame | None:
@@ -207,7 +213,7 @@ def validate(cfg: DatasetConfig, book: RuleBook) -> Parts:
     set_aside = ledger.set_aside_frames()
     ordered = {t: tables[t].reset_index(drop=True) for t in TABLES if t in tables}
     del tables
-    return Parts(ordered, quality, ledger.issues_frame(), set_aside)
+    return Parts(ordered, quality, ledger.issues_frame(), set_aside, missing_counts(ordered))
 
 
 def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None,
@@ -240,7 +246,8 @@ def load_config(cfg: DatasetConfig, *, rules: Mapping[str, str] | None = None,
                    tables=parts.tables, quality=parts.quality,
                    issues=parts.issues, set_aside=parts.set_aside, truth=truth,
                    path=cfg.path, rules=dict(book.settings),
-                   pseudonymized=pseudonym_key is not None)
+                   pseudonymized=pseudonym_key is not None, missing=parts.missing)
 
 
-__all__ = ["Dataset", "load_dataset", "load_config", "validate", "ISSUE_COLUMNS", "QUALITY_COLUMNS"]
+__all__ = ["Dataset", "load_dataset", "load_config", "validate", "ISSUE_COLUMNS", "MISSING_COLUMNS",
+           "QUALITY_COLUMNS"]

@@ -36,6 +36,7 @@ from .rules import PARENT_SET_ASIDE, RULES, RuleBook
 
 ISSUE_COLUMNS = ["table", "column", "rule", "action", "n_rows", "examples"]
 QUALITY_COLUMNS = ["table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"]
+MISSING_COLUMNS = ["table", "column", "rows", "missing"]
 
 
 @dataclass
@@ -184,6 +185,23 @@ class Ledger:
             else:
                 out[name] = pd.DataFrame(columns=["reason"])
         return out
+
+
+def n_missing(s: pd.Series) -> int:
+    """Missing values of ``s`` (``s.isna().sum()``; for Arrow-backed columns the null count the
+    arrays already hold, without a pass over the values)."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        return int(pa.chunked_array(s.array.__arrow_array__()).null_count)
+    return int(s.isna().sum())
+
+
+def missing_counts(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per column of every table (tables in the order given, columns in table order):
+    ``table, column, rows`` (rows of the table), ``missing`` (missing values in the column)."""
+    rows = [dict(table=name, column=str(c), rows=len(df), missing=n_missing(df[c]))
+            for name, df in tables.items() for c in df.columns]
+    return pd.DataFrame(rows, columns=MISSING_COLUMNS).astype({"rows": "int64",
+                                                                "missing": "int64"})
 
 
 def _row_ids(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
