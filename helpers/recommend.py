@@ -32,8 +32,70 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from scipy import stats
+
+from helpers import ids
+
+# --------------------------------------------------------------------------------------------
+# integer codes for ids
+#
+# Customer, order and product ids are strings (Arrow-backed after loading). Hashing them with
+# pandas (``Index.get_indexer``, ``merge``, ``np.sort(Series.unique())``) turns every value into
+# a Python object first, which costs seconds per call at a million customers. The helpers below
+# encode ids once with Arrow (one hash pass in C) and work on integer codes; the results are the
+# same as the pandas operations they replace (ids sort in the same order: Arrow compares UTF-8
+# bytes, Python compares code points, which is the same order).
+
+
+def _arrow_ids(values) -> pa.Array | None:
+    """``values`` as an Arrow string array when they are strings without missing values (the
+    case of validated ids), else ``None`` (the caller then uses the plain pandas operation)."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, pd.ArrowDtype)
+                                             and pa.types.is_string(dtype.pyarrow_dtype)):
+        arr = ids.as_arrow_strings(values)
+    elif dtype == object and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        arr = ids.as_arrow_strings(values)
+    else:
+        return None
+    return arr if arr.null_count == 0 else None
+
+
+def _sorted_codes(values, name: str | None = None) -> tuple[np.ndarray, pd.Index]:
+    """``(codes, uniques)``: the distinct values in ascending order (an object ``Index``, as
+    ``pd.Index(np.sort(series.unique()))`` gives) and each value's position in them."""
+    arr = _arrow_ids(values)
+    if arr is None:
+        uniq = pd.Index(np.sort(pd.Series(values).unique()), name=name)
+        return np.asarray(uniq.get_indexer(pd.Index(values)), dtype=np.int64), uniq
+    enc = pc.dictionary_encode(arr)
+    order = np.asarray(pc.sort_indices(enc.dictionary), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(arr) else np.zeros(0, np.int64)
+    uniq = enc.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
+    return codes, pd.Index(uniq, name=name, dtype=object)
+
+
+def _sorted_unique(values, name: str | None = None) -> pd.Index:
+    """Distinct values in ascending order (same as ``pd.Index(np.sort(series.unique()))``)."""
+    arr = _arrow_ids(values)
+    if arr is None:
+        return pd.Index(np.sort(pd.Series(values).unique()), name=name)
+    u = pc.unique(arr)
+    u = u.take(pc.sort_indices(u)).to_numpy(zero_copy_only=False)
+    return pd.Index(u, name=name, dtype=object)
+
+
+def _positions(values, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (``-1`` if absent): ``index.get_indexer(values)`` for
+    a unique index, via :func:`helpers.ids.positions` (Arrow) for string ids."""
+    if _arrow_ids(values) is not None and len(index) and _arrow_ids(index) is not None:
+        return ids.positions(values, index)
+    return np.asarray(index.get_indexer(pd.Index(values)), dtype=np.int64)
 
 # --------------------------------------------------------------------------------------------
 # protocol
@@ -45,11 +107,36 @@ def purchases(orders: pd.DataFrame, order_lines: pd.DataFrame) -> pd.DataFrame:
     Returns columns ``customer_id, order_id, order_ts, product_id, quantity`` (one row per
     order line whose order is known), sorted by time then order id.
     """
-    cols = ["order_id", "customer_id", "order_ts"]
     lines = order_lines[["order_id", "product_id", "quantity"]]
-    out = lines.merge(orders[cols], on="order_id", how="inner")
-    out = out[["customer_id", "order_id", "order_ts", "product_id", "quantity"]]
-    return out.sort_values(["order_ts", "order_id", "product_id"], kind="stable").reset_index(drop=True)
+    ts = orders["order_ts"]
+    if (_arrow_ids(lines["order_id"]) is None or _arrow_ids(orders["order_id"]) is None
+            or _arrow_ids(lines["product_id"]) is None
+            or not pd.api.types.is_datetime64_any_dtype(ts) or ts.isna().any()
+            or orders["order_id"].duplicated().any()):
+        # the plain pandas join (ids that are not strings, missing times, repeated orders)
+        cols = ["order_id", "customer_id", "order_ts"]
+        out = lines.merge(orders[cols], on="order_id", how="inner")
+        out = out[["customer_id", "order_id", "order_ts", "product_id", "quantity"]]
+        return out.sort_values(["order_ts", "order_id", "product_id"],
+                               kind="stable").reset_index(drop=True)
+    # the same inner join and stable sort on integer codes: each line's order position, then
+    # lines ordered by (time, order id, product id), ties in line order
+    pos = ids.positions(lines["order_id"], orders["order_id"])
+    keep = np.flatnonzero(pos >= 0)
+    opos = pos[keep]
+    order_rank, _ = _sorted_codes(orders["order_id"])
+    prod_rank, _ = _sorted_codes(lines["product_id"])
+    t = np.asarray(pd.DatetimeIndex(ts).asi8)[opos]
+    perm = np.lexsort((prod_rank[keep], order_rank[opos], t))
+    src_line, src_order = keep[perm], opos[perm]
+    out = pd.DataFrame({
+        "customer_id": orders["customer_id"].take(src_order).reset_index(drop=True),
+        "order_id": lines["order_id"].take(src_line).reset_index(drop=True),
+        "order_ts": ts.take(src_order).reset_index(drop=True),
+        "product_id": lines["product_id"].take(src_line).reset_index(drop=True),
+        "quantity": lines["quantity"].take(src_line).reset_index(drop=True),
+    })
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,7 +179,7 @@ class Interactions:
 
     def rows(self, customer_ids: Sequence[str] | pd.Index) -> np.ndarray:
         """Row positions of customers (``-1`` for customers without history)."""
-        return self.users.get_indexer(pd.Index(customer_ids))
+        return _positions(pd.Index(customer_ids), self.users)
 
 
 def interaction_matrix(purch: pd.DataFrame, users: pd.Index | None = None,
@@ -104,11 +191,13 @@ def interaction_matrix(purch: pd.DataFrame, users: pd.Index | None = None,
     of order lines.
     """
     if users is None:
-        users = pd.Index(np.sort(purch["customer_id"].unique()), name="customer_id")
+        r, users = _sorted_codes(purch["customer_id"], "customer_id")
+    else:
+        r = _positions(purch["customer_id"], users)
     if items is None:
-        items = pd.Index(np.sort(purch["product_id"].unique()), name="product_id")
-    r = users.get_indexer(purch["customer_id"])
-    c = items.get_indexer(purch["product_id"])
+        c, items = _sorted_codes(purch["product_id"], "product_id")
+    else:
+        c = _positions(purch["product_id"], items)
     keep = (r >= 0) & (c >= 0)
     m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (r[keep], c[keep])),
                       shape=(len(users), len(items)))
@@ -128,28 +217,41 @@ def relevance_lists(test: pd.DataFrame, inter: Interactions, customer_ids: Seque
     removed (the task is then "what will they buy that they have not bought yet").
     """
     n_items = len(inter.items)
-    t = test[["customer_id", "product_id"]].drop_duplicates()
-    pos = inter.items.get_indexer(t["product_id"])
-    unknown = pos < 0
-    if unknown.any():
-        new_codes = pd.Index(np.sort(t.loc[unknown, "product_id"].unique()))
-        pos[unknown] = n_items + new_codes.get_indexer(t.loc[unknown, "product_id"])
-    r = inter.users.get_indexer(t["customer_id"])
-    if exclude_seen:
-        coo = inter.matrix.tocoo()
-        seen_keys = coo.row.astype(np.int64) * (n_items + 1) + coo.col
-        keys = r.astype(np.int64) * (n_items + 1) + pos
-        seen = (r >= 0) & (pos < n_items) & np.isin(keys, seen_keys)
-        t, pos = t[~seen], pos[~seen]
-    # group item positions by customer without a Python-level groupby
+    pos = _positions(test["product_id"], inter.items)
+    unknown = np.flatnonzero(pos < 0)
+    if len(unknown):  # products new in the test window: positions after the known ones
+        new_prod = test["product_id"].take(unknown)
+        pos[unknown] = n_items + _positions(new_prod, _sorted_unique(new_prod))
     want = pd.Index(customer_ids)
-    code = want.get_indexer(t["customer_id"])
-    ok = code >= 0
-    code, pos = code[ok], pos[ok].astype(np.int64)
-    order = np.lexsort((pos, code))
-    code, pos = code[order], pos[order]
+    code = _positions(test["customer_id"], want)  # which output list each test purchase joins
+    ok = np.flatnonzero(code >= 0)
+    code, pos = code[ok], pos[ok]
+    if exclude_seen:
+        r = _positions(test["customer_id"].take(ok), inter.users)
+        seen = (r >= 0) & (pos < n_items)
+        if seen.any():
+            seen[seen] = _stored(inter.matrix, r[seen], pos[seen])
+        code, pos = code[~seen], pos[~seen]
+    # one entry per (customer, product), grouped by customer without a Python-level groupby
+    base = np.int64(pos.max() + 1 if len(pos) else 1)
+    key = np.unique(code * base + pos)
+    code, pos = key // base, key % base
     bounds = np.searchsorted(code, np.arange(len(want) + 1))
     return [pos[bounds[i]:bounds[i + 1]] for i in range(len(want))]
+
+
+def _stored(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Is there a stored entry at each ``(rows[i], cols[i])`` of ``m``? (a vectorized lookup)"""
+    m = sp.csr_matrix(m)
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    n_cols = m.shape[1] + 1
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * n_cols \
+        + m.indices
+    want = rows.astype(np.int64) * n_cols + cols
+    at = np.searchsorted(keys, want)
+    return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] == want) if len(keys) else \
+        np.zeros(len(want), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -199,7 +301,7 @@ def evaluation_set(purch: pd.DataFrame, analysis_date: str | pd.Timestamp, test_
     """
     split = time_split(purch, analysis_date, test_days)
     inter = interaction_matrix(split.train)
-    test_ids = pd.Index(np.sort(split.test["customer_id"].unique()), name="customer_id")
+    test_ids = _sorted_unique(split.test["customer_id"], "customer_id")
     rows = inter.rows(test_ids)
     warm, cold = test_ids[rows >= 0], test_ids[rows < 0]
     rel = relevance_lists(split.test, inter, warm, exclude_seen=exclude_seen)
@@ -227,13 +329,16 @@ def hit_matrix(recs: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
     n, k = recs.shape
     if len(relevant) != n:
         raise ValueError(f"{n} recommendation rows but {len(relevant)} relevance lists")
-    lens = np.array([len(r) for r in relevant], dtype=np.int64)
-    big = np.int64(max(int(recs.max(initial=0)), max((int(r.max()) for r in relevant if len(r)),
-                                                    default=0)) + 2)
-    rel_keys = np.repeat(np.arange(n, dtype=np.int64), lens) * big + (
-        np.concatenate(relevant).astype(np.int64) if lens.sum() else np.array([], dtype=np.int64))
+    lens = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=n)
+    flat = (np.concatenate(relevant).astype(np.int64) if lens.sum()
+            else np.array([], dtype=np.int64))
+    big = np.int64(max(int(recs.max(initial=0)), int(flat.max(initial=0))) + 2)
+    rel_keys = np.sort(np.repeat(np.arange(n, dtype=np.int64), lens) * big + flat)
     rec_keys = np.arange(n, dtype=np.int64)[:, None] * big + recs
-    return np.isin(rec_keys, rel_keys) & (recs >= 0)
+    if len(rel_keys) == 0:
+        return np.zeros(recs.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(rel_keys, rec_keys), len(rel_keys) - 1)
+    return (rel_keys[at] == rec_keys) & (recs >= 0)
 
 
 def ranking_metrics(recs: np.ndarray, relevant: Sequence[np.ndarray], k: int | None = None
@@ -436,7 +541,7 @@ class SegmentPopularity(Recommender):
     min_customers: int = 30
 
     def _fit(self, inter: Interactions) -> None:
-        seg = self.segment_of.reindex(inter.users).fillna("(unknown)").astype(str)
+        seg = self._segments(inter.users)
         self.labels = pd.Index(np.sort(seg.unique()))
         code = self.labels.get_indexer(seg)
         onehot = sp.csr_matrix((np.ones(len(code)), (code, np.arange(len(code)))),
@@ -453,8 +558,19 @@ class SegmentPopularity(Recommender):
     def segment_codes(self, customer_ids: Sequence[str]) -> np.ndarray:
         """Row of :attr:`table` for each customer (``-1``: a segment unseen in training). Look
         customers up once and score them with :meth:`score_codes` in batches."""
-        seg = self.segment_of.reindex(pd.Index(customer_ids)).fillna("(unknown)").astype(str)
-        return self.labels.get_indexer(seg)
+        return self.labels.get_indexer(self._segments(pd.Index(customer_ids)))
+
+    def _segments(self, customer_ids: pd.Index) -> pd.Series:
+        """Segment label of each customer (``"(unknown)"`` when ``segment_of`` lacks them);
+        the same as ``segment_of.reindex(customer_ids).fillna("(unknown)").astype(str)``."""
+        if not self.segment_of.index.is_unique:
+            raise ValueError("segment_of has repeated customer ids: "
+                             f"{list(self.segment_of.index[self.segment_of.index.duplicated()][:3])}")
+        pos = _positions(customer_ids, self.segment_of.index)
+        vals = self.segment_of.to_numpy(dtype=object)
+        seg = pd.Series(np.where(pos >= 0, vals[np.maximum(pos, 0)] if len(vals) else None, None),
+                        index=customer_ids, dtype=object)
+        return seg.fillna("(unknown)").astype(str)
 
     def score_codes(self, code: np.ndarray) -> np.ndarray:
         """Scores of customers given by their :meth:`segment_codes`."""
@@ -1043,11 +1159,11 @@ def segment_top_n(model: SegmentPopularity, n: int, names: Mapping[str, str] | N
 def basket_matrix(purch: pd.DataFrame, items: pd.Index | None = None
                   ) -> tuple[sp.csr_matrix, pd.Index, pd.Index]:
     """Binary order x product matrix (one basket per order) with its order and product indexes."""
-    orders = pd.Index(np.sort(purch["order_id"].unique()), name="order_id")
+    r, orders = _sorted_codes(purch["order_id"], "order_id")
     if items is None:
-        items = pd.Index(np.sort(purch["product_id"].unique()), name="product_id")
-    r = orders.get_indexer(purch["order_id"])
-    c = items.get_indexer(purch["product_id"])
+        c, items = _sorted_codes(purch["product_id"], "product_id")
+    else:
+        c = _positions(purch["product_id"], items)
     ok = c >= 0
     b = sp.csr_matrix((np.ones(int(ok.sum()), dtype=np.float32), (r[ok], c[ok])),
                       shape=(len(orders), len(items)))

@@ -143,6 +143,77 @@ def test_evaluation_set_warm_cold() -> None:
     assert ev.cold_relevant[0].tolist() == [0]
 
 
+def _random_shop(seed: int, dtype: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders and order lines with ids of the given string dtype: ties in time, ids whose string
+    order differs from their number order (p10 < p9), repeated products in an order and lines
+    whose order is unknown."""
+    rng = np.random.default_rng(seed)
+    n_o = 60
+    orders = pd.DataFrame({
+        "order_id": pd.array([f"o{i}" for i in rng.permutation(n_o)], dtype=dtype),
+        "customer_id": pd.array([f"c{i}" for i in rng.integers(0, 15, n_o)], dtype=dtype),
+        "order_ts": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 20, n_o), "D"),
+    })
+    n_l = 200
+    lines = pd.DataFrame({
+        "order_id": pd.array([f"o{i}" for i in rng.integers(0, n_o + 5, n_l)], dtype=dtype),
+        "product_id": pd.array([f"p{i}" for i in rng.integers(0, 12, n_l)], dtype=dtype),
+        "quantity": rng.integers(1, 4, n_l).astype(float),
+    })
+    return orders, lines
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
+def test_purchases_equal_the_pandas_join_and_stable_sort(dtype) -> None:
+    orders, lines = _random_shop(1, dtype)
+    got = rc.purchases(orders, lines)
+    want = (lines.merge(orders, on="order_id", how="inner")
+            [["customer_id", "order_id", "order_ts", "product_id", "quantity"]]
+            .sort_values(["order_ts", "order_id", "product_id"], kind="stable")
+            .reset_index(drop=True))
+    assert len(got) < len(lines)  # lines of unknown orders are dropped
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_interaction_matrix_and_relevance_do_not_depend_on_the_id_dtype() -> None:
+    orders, lines = _random_shop(2, "string[pyarrow]")
+    p_arrow = rc.purchases(orders, lines)
+    p_obj = p_arrow.astype({c: object for c in ("customer_id", "order_id", "product_id")})
+    res = []
+    for p in (p_arrow, p_obj):
+        s = rc.time_split(p, "2025-01-20", test_days=6)
+        inter = rc.interaction_matrix(s.train)
+        want = ["c3", "zz"] + list(inter.users[:5])  # one customer without test purchases
+        rel = rc.relevance_lists(s.test, inter, want, exclude_seen=True)
+        res.append((inter, rel, s))
+    (a, rel_a, s), (b, rel_b, _) = res
+    assert a.users.dtype == object and list(a.users) == sorted(set(s.train["customer_id"]))
+    assert list(a.users) == list(b.users) and list(a.items) == list(b.items)
+    assert (a.matrix != b.matrix).nnz == 0
+    assert [r.tolist() for r in rel_a] == [r.tolist() for r in rel_b]
+    # reference: products bought in the test window and not before, by plain Python sets
+    items = list(a.items)
+    new = sorted(set(s.test["product_id"]) - set(items))
+    for cid, r in zip(["c3", "zz"] + list(a.users[:5]), rel_a):
+        seen = set(s.train.loc[s.train["customer_id"] == cid, "product_id"])
+        bought = set(s.test.loc[s.test["customer_id"] == cid, "product_id"]) - seen
+        assert r.tolist() == sorted(items.index(x) if x in items else len(items) + new.index(x)
+                                    for x in bought)
+
+
+def test_stored_lookup_and_hit_matrix_against_dense_references() -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((9, 7)) < 0.3).astype(np.float32)
+    rows, cols = rng.integers(0, 9, 50), rng.integers(0, 7, 50)
+    got = rc._stored(sp.csr_matrix(dense), rows, cols)
+    assert got.tolist() == (dense[rows, cols] > 0).tolist()
+    recs = rng.integers(-1, 12, (20, 5))
+    relevant = [np.unique(rng.integers(0, 15, rng.integers(0, 4))) for _ in range(20)]
+    want = [[int(j) in set(r.tolist()) and j >= 0 for j in row] for row, r in zip(recs, relevant)]
+    assert rc.hit_matrix(recs, relevant).tolist() == want
+    assert not rc.hit_matrix(recs, [np.array([], dtype=np.int64)] * 20).any()
+
+
 # --------------------------------------------------------------------------------------------
 # models on hand-checkable matrices
 
@@ -195,6 +266,20 @@ def test_popularity_segment_and_cold_rows() -> None:
     # s1 = customers 0, 1: item 0 bought by both, item 1 by one; s2 = customers 2, 3: item 1 by both
     assert lists[lists["segment"] == "s1"]["product_id"].tolist() == ["i0", "i1"]
     assert lists[lists["segment"] == "s2"]["product_id"].tolist() == ["i1", "i2"]
+
+
+def test_segment_lookup_equals_reindex_for_unknown_and_missing_segments() -> None:
+    inter = _inter([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 1, 0]])
+    seg = pd.Series(["s1", None, "s2", "s2", "s1"],
+                    index=pd.Index(["u0", "u1", "u2", "u3", "x9"], dtype="string[pyarrow]"))
+    sm = rc.SegmentPopularity(segment_of=seg, min_customers=1).fit(inter)
+    assert list(sm.labels) == ["(unknown)", "s1", "s2"]  # u1's missing segment is "(unknown)"
+    ask = ["x9", "nobody", "u1", "u3"]
+    want = sm.labels.get_indexer(seg.reindex(pd.Index(ask)).fillna("(unknown)").astype(str))
+    assert sm.segment_codes(ask).tolist() == want.tolist() == [1, 0, 0, 2]
+    dup = pd.Series(["s1", "s2"], index=["u0", "u0"])
+    with pytest.raises(ValueError, match="repeated customer ids"):
+        rc.SegmentPopularity(segment_of=dup).fit(inter)
 
 
 def test_content_based_prefers_same_category() -> None:
