@@ -38,69 +38,178 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from helpers.lifecycle import concat_same_dtype, isin
+from helpers.ids import isin, positions
 
 DAY = pd.Timedelta(days=1)
+_DAY_NS = DAY.value
+
+#: The columns of the events table this module uses (read only these: ``Dataset.read``).
+EVENT_COLUMNS: list[str] = ["customer_id", "event_ts", "event_type", "session_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# integer codes of the big tables (computed once per table, reused at every cutoff)
+# --------------------------------------------------------------------------------------------
+_MEMO: dict[tuple[str, int], tuple[weakref.ref, Any]] = {}
+
+
+def _memo(kind: str, table: pd.DataFrame, build: Callable[[pd.DataFrame], Any]) -> Any:
+    """``build(table)``, computed once per table object and reused while the table lives.
+
+    The memo is only used for the very same object (and length), so a changed or different
+    table is encoded afresh; it is dropped when the table is garbage-collected.
+    """
+    key = (kind, id(table))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0]() is table and hit[1].n_rows == len(table):
+        return hit[1]
+    enc = build(table)
+    _MEMO[key] = (weakref.ref(table), enc)
+    weakref.finalize(table, _MEMO.pop, key, None)
+    return enc
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` numbered in sorted order of the distinct values (-1 =
+    missing) and the distinct values as an object array: sorting codes sorts the values."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
 
 
 @dataclass(frozen=True)
-class _EventCodes:
-    """The events table as integer arrays (see :func:`_event_codes`)."""
+class EventCodes:
+    """The behaviour events as integer arrays (see :func:`encode_events`).
 
-    customers: pd.Series  # distinct customer ids; ``cust`` indexes into them (-1 = missing)
+    ``customers[cust[i]]`` is the customer of event ``i`` (``cust`` = -1 when missing);
+    ``ts`` the event time in int64 nanoseconds; ``etype`` a code of ``type_code`` (-1 =
+    missing); ``session`` a session code (-1 = missing), None without ``session_id``.
+    """
+
+    customers: np.ndarray
     cust: np.ndarray
-    ts: np.ndarray  # event time, int64 nanoseconds (NaT = the smallest int64)
-    etype: np.ndarray  # event type code, see ``type_code`` (-1 = missing)
+    ts: np.ndarray
+    etype: np.ndarray
     type_code: dict[str, int]
-    session: np.ndarray | None  # session code (-1 = missing); None without session_id
+    session: np.ndarray | None
     n_sessions: int
 
+    @property
+    def n_rows(self) -> int:
+        return int(self.ts.shape[0])
 
-_EVENT_CODES: dict[int, tuple[weakref.ref, _EventCodes]] = {}
+    def __len__(self) -> int:
+        return self.n_rows
 
 
-def _event_codes(events: pd.DataFrame) -> _EventCodes:
-    """Integer codes of an events table, computed once per table object and reused.
+def encode_events(events: pd.DataFrame) -> EventCodes:
+    """The events table (``customer_id``, ``event_ts``, ``event_type``, optional
+    ``session_id``) as integer arrays, for :func:`build_features` and :func:`visit_starts`.
 
-    The chapter builds features at several cutoffs from the same (large) events table; factorizing
-    its string columns once instead of at every cutoff keeps the cost linear in the events. The
-    memo is dropped when the table is garbage-collected and is only used for the very same
-    object, so a changed or different table is encoded afresh.
+    The chapter encodes its (large) events table once and can then drop the frame: the codes
+    take a fraction of the memory of the string columns, and every cutoff reuses them.
     """
-    key = id(events)
-    hit = _EVENT_CODES.get(key)
-    if hit is not None and hit[0]() is events and hit[1].ts.shape[0] == len(events):
-        return hit[1]
-    cust, customers = pd.factorize(events["customer_id"])
+    missing = [c for c in ("customer_id", "event_ts", "event_type") if c not in events.columns]
+    if missing:
+        raise ValueError(f"events: missing column(s) {missing}; the table has "
+                         f"{list(events.columns)}")
+    cust, customers = _sorted_codes(events["customer_id"])
     ts = events["event_ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     etype, types = pd.factorize(events["event_type"])
     session, n_sessions = None, 0
     if "session_id" in events.columns:
         session, sess_uniq = pd.factorize(events["session_id"])
         n_sessions = len(sess_uniq)
-    enc = _EventCodes(customers=pd.Series(customers), cust=cust, ts=ts,
-                      etype=etype, type_code={str(v): i for i, v in enumerate(types)},
+        session = session.astype(np.int32 if n_sessions < 2**31 - 1 else np.int64)
+    return EventCodes(customers=customers, cust=cust.astype(np.int32), ts=ts,
+                      etype=etype.astype(np.int8 if len(types) < 127 else np.int32),
+                      type_code={str(v): i for i, v in enumerate(types)},
                       session=session, n_sessions=n_sessions)
-    _EVENT_CODES[key] = (weakref.ref(events), enc)
-    weakref.finalize(events, _EVENT_CODES.pop, key, None)
-    return enc
 
 
-def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position of each value in the unique ``index`` (-1 when absent), like
-    ``index.get_indexer(values)`` but one joint factorization in C also for Arrow strings."""
-    k = len(index)
-    if k == 0 or len(values) == 0:
-        return np.full(len(values), -1, dtype=np.int64)
-    both = concat_same_dtype(pd.Series(index, copy=False), pd.Series(values, copy=False))
-    codes = pd.factorize(both)[0].astype(np.int64)  # index values (unique) get codes 0..k-1
-    pos = codes[k:]
-    pos[(pos >= k) | (pos < 0)] = -1
-    return pos
+def _event_codes(events: pd.DataFrame | EventCodes) -> EventCodes:
+    """Codes of an events table: taken as they are, or computed once per table object."""
+    if isinstance(events, EventCodes):
+        return events
+    return _memo("events", events, encode_events)
+
+
+def visit_starts(events: pd.DataFrame | EventCodes) -> pd.DataFrame:
+    """One row per visit: the first event of each (customer, session) pair in table order, as
+    ``customer_id`` and ``event_ts`` (the rows ``events.drop_duplicates(["customer_id",
+    "session_id"])`` keeps; missing values count as one value). Without ``session_id`` every
+    distinct (customer, time) is a visit."""
+    enc = _event_codes(events)
+    second = enc.session if enc.session is not None else enc.ts
+    if enc.session is not None:
+        width = enc.n_sessions + 1
+        key = (enc.cust.astype(np.int64) + 1) * width + (second.astype(np.int64) + 1)
+    else:  # (customer, time) pairs: factorize the times first to keep the key small
+        tcode, tuniq = pd.factorize(enc.ts)
+        key = (enc.cust.astype(np.int64) + 1) * (len(tuniq) + 1) + tcode
+    first = np.flatnonzero(~pd.Series(key, copy=False).duplicated().to_numpy())
+    del key
+    cust = enc.cust[first]
+    return pd.DataFrame({"customer_id": _take_ids(enc.customers, cust),
+                         "event_ts": enc.ts[first].view("datetime64[ns]")})
+
+
+def _take_ids(customers: np.ndarray, codes: np.ndarray) -> pd.Series | np.ndarray:
+    """``customers[codes]`` with -1 = missing; Arrow strings (no Python string per row) when
+    the ids are strings."""
+    if len(customers) and pd.api.types.infer_dtype(customers, skipna=True) == "string":
+        idx = pa.array(codes, mask=codes < 0)
+        return pd.Series(pd.arrays.ArrowStringArray(pa.array(customers, type=pa.large_string())
+                                                    .take(idx)))
+    out = np.empty(len(codes), dtype=object)
+    out[:] = None
+    ok = codes >= 0
+    out[ok] = customers[codes[ok]]
+    return out
+
+
+@dataclass(frozen=True)
+class _OrderCodes:
+    """Orders as integer arrays: sorted customer codes (-1 = missing) and int64 times."""
+
+    customers: np.ndarray
+    cust: np.ndarray
+    ts: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def _encode_orders(frame: pd.DataFrame, ts: str = "order_ts") -> _OrderCodes:
+    cust, customers = _sorted_codes(frame["customer_id"])
+    return _OrderCodes(customers=customers, cust=cust,
+                       ts=frame[ts].to_numpy(dtype="datetime64[ns]").view(np.int64))
+
+
+def _order_codes(orders: pd.DataFrame) -> _OrderCodes:
+    return _memo("orders", orders, _encode_orders)
+
+
+def _row_positions(codes: np.ndarray, customers: np.ndarray, ids: pd.Index) -> np.ndarray:
+    """For each row's customer code, the position of that customer in ``ids`` (-1 = not there
+    or missing): one lookup per distinct customer, then an integer take per row."""
+    cpos = positions(pd.Series(customers, dtype=object) if len(customers) else customers, ids)
+    cpos = np.append(cpos, -1)  # code -1 (missing) -> the last entry, -1
+    return cpos[codes]
+
+
+def _spread(values: pd.Series, ids: pd.Index) -> pd.Series:
+    """A result indexed by positions ``0..len(ids)-1`` (a subset, e.g. a groupby over
+    positions) as a float Series on ``ids``, NaN where absent (like ``reindex``)."""
+    out = np.full(len(ids), np.nan)
+    out[values.index.to_numpy(dtype=np.int64)] = values.to_numpy(dtype=float)
+    return pd.Series(out, index=ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,19 +285,33 @@ def active_base(orders: pd.DataFrame, cutoff: pd.Timestamp,
                 lookback_days: int | None = 365) -> pd.Index:
     """Customers with an order in the ``lookback_days`` days up to and including the cutoff day
     (any order when None), sorted."""
-    hist, _ = split_at(orders, cutoff)
+    enc = _order_codes(orders)
+    codes = _active_codes(enc, cutoff, lookback_days)
+    return pd.Index(enc.customers[codes], dtype=object, name="customer_id")
+
+
+def _active_codes(enc: _OrderCodes, cutoff: pd.Timestamp, lookback_days: int | None
+                  ) -> np.ndarray:
+    """Sorted customer codes of the active base (see :func:`active_base`)."""
+    stop = _stop(cutoff).value
+    keep = enc.ts < stop
     if lookback_days is not None:
-        hist = hist[hist["order_ts"] >= _stop(cutoff) - int(lookback_days) * DAY]
-    return pd.Index(np.sort(hist["customer_id"].unique()), name="customer_id")
+        keep &= enc.ts >= stop - int(lookback_days) * _DAY_NS
+    codes = np.unique(enc.cust[keep])  # codes are numbered in sorted order of the ids
+    return codes[codes >= 0]
 
 
 def churn_labels(orders: pd.DataFrame, cutoff: pd.Timestamp, window_days: int,
                  lookback_days: int | None = 365) -> pd.Series:
     """1 = churned (no order in the label window), 0 = bought again; indexed by the active base."""
-    base = active_base(orders, cutoff, lookback_days)
-    _, win = split_at(orders, cutoff, window_days)
-    bought = isin(base, win["customer_id"])
-    return pd.Series((~bought).astype(int), index=base, name="churned")
+    enc = _order_codes(orders)
+    base_codes = _active_codes(enc, cutoff, lookback_days)
+    base = pd.Index(enc.customers[base_codes], dtype=object, name="customer_id")
+    stop = _stop(cutoff).value
+    in_win = (enc.ts >= stop) & (enc.ts < stop + int(window_days) * _DAY_NS) & (enc.cust >= 0)
+    bought = np.zeros(len(enc.customers), dtype=bool)
+    bought[enc.cust[in_win]] = True
+    return pd.Series((~bought[base_codes]).astype(int), index=base, name="churned")
 
 
 def churn_rate_by_window(orders: pd.DataFrame, analysis_date: str | pd.Timestamp,
@@ -206,10 +329,16 @@ def churn_rate_by_window(orders: pd.DataFrame, analysis_date: str | pd.Timestamp
 
 def inter_purchase_gaps(orders: pd.DataFrame, until: pd.Timestamp | None = None) -> pd.Series:
     """Days between consecutive orders of the same customer (orders up to ``until``)."""
-    o = orders if until is None else split_at(orders, until)[0]
-    o = o.sort_values(["customer_id", "order_ts"])
-    gap = o.groupby("customer_id")["order_ts"].diff().dropna() / DAY
-    return gap.rename("gap_days").reset_index(drop=True)
+    enc = _order_codes(orders)
+    keep = enc.cust >= 0
+    if until is not None:
+        keep &= enc.ts < _stop(until).value
+    cust, ts = enc.cust[keep], enc.ts[keep]
+    order = np.lexsort((ts, cust))  # by customer (codes sort like the ids), then time
+    cust, ts = cust[order], ts[order]
+    same = cust[1:] == cust[:-1]
+    gap = (ts[1:] - ts[:-1])[same] / _DAY_NS
+    return pd.Series(gap, name="gap_days")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +392,8 @@ def _quintile_score(x: pd.Series, higher_is_better: bool = True) -> pd.Series:
 
 
 def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFrame, *,
-                   returns: pd.DataFrame | None = None, events: pd.DataFrame | None = None,
+                   returns: pd.DataFrame | None = None,
+                   events: pd.DataFrame | EventCodes | None = None,
                    surveys: pd.DataFrame | None = None,
                    loyalty: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row of features per customer, from records with timestamps ``<= cutoff`` only.
@@ -279,57 +409,77 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
     ``one_time_buyer``); customers without events get "no visit since the first order"; without a
     survey answer NPS is the median answer (flag ``has_survey``). Behaviour events older than a
     year are not used (``days_since_event`` is at most 365 or the tenure).
+
+    Cost: the orders (and an events frame) are turned into integer codes once per table object
+    and reused at every later call, so a chapter that builds features at several cutoffs does
+    no string work per cutoff; pass ``events`` as :func:`encode_events` codes to drop the frame.
     """
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    o, _ = split_at(orders[isin(orders["customer_id"], ids)], cutoff)
-    g = o.groupby("customer_id")
-    first, last, n = g["order_ts"].min(), g["order_ts"].max(), g.size()
-    spend = g["amount"].sum()
+    if not ids.is_unique:  # compute once per customer, then repeat the rows as asked
+        return build_features(cutoff, ids.unique(), orders, returns=returns, events=events,
+                              surveys=surveys, loyalty=loyalty).reindex(ids)
+    t_ns, k = t.value, len(ids)
+    # integer codes of the orders (computed once per table and reused at every cutoff): the
+    # rows of these customers up to the cutoff, grouped by their position in ids
+    enc = _order_codes(orders)
+    opos = _row_positions(enc.cust, enc.customers, ids)
+    rows = np.flatnonzero((opos >= 0) & (enc.ts < t_ns))
+    pos, o_ts = opos[rows], enc.ts[rows]
+    del opos
+    amount = pd.Series(orders["amount"].to_numpy()[rows], copy=False)
+    g_ts = pd.Series(o_ts, copy=False).groupby(pos)
+    first, last, n = g_ts.min(), g_ts.max(), g_ts.size()
+    spend = amount.groupby(pos).sum()
     f = pd.DataFrame(index=ids)
-    f["recency_days"] = (t - last.reindex(ids)) / DAY
-    f["tenure_days"] = (t - first.reindex(ids)) / DAY
-    f["frequency"] = n.reindex(ids).fillna(0).astype(float)
+    f["recency_days"] = _spread((t_ns - last) / _DAY_NS, ids)
+    f["tenure_days"] = _spread((t_ns - first) / _DAY_NS, ids)
+    f["frequency"] = _spread(n, ids).fillna(0).astype(float)
     f["one_time_buyer"] = (f["frequency"] <= 1).astype(float)
-    gap = ((last - first) / DAY / (n - 1).where(n > 1)).reindex(ids)
+    gap = _spread((last - first) / _DAY_NS / (n - 1).where(n > 1), ids)
     fill_gap = gap.median() if gap.notna().any() else f["tenure_days"].median()
     f["mean_gap_days"] = gap.fillna(fill_gap).clip(lower=1.0)
     f["overdue_ratio"] = f["recency_days"] / f["mean_gap_days"]
-    f["log_aov"] = np.log1p((spend / n).reindex(ids).fillna(0).clip(lower=0))
-    recent = o[o["order_ts"] >= t - 365 * DAY].groupby("customer_id")["amount"].sum()
-    f["log_spend_365d"] = np.log1p(recent.reindex(ids).fillna(0).clip(lower=0))
-    o90 = o[o["order_ts"] >= t - 90 * DAY].groupby("customer_id").size()
-    p90 = o[(o["order_ts"] >= t - 180 * DAY) & (o["order_ts"] < t - 90 * DAY)]
-    p90 = p90.groupby("customer_id").size()
-    f["orders_90d"] = o90.reindex(ids).fillna(0).astype(float)
-    f["order_trend"] = f["orders_90d"] - p90.reindex(ids).fillna(0)
+    f["log_aov"] = np.log1p(_spread(spend / n, ids).fillna(0).clip(lower=0))
+    in365 = o_ts >= t_ns - 365 * _DAY_NS
+    recent = amount[in365].groupby(pos[in365]).sum()
+    f["log_spend_365d"] = np.log1p(_spread(recent, ids).fillna(0).clip(lower=0))
+    o90 = np.bincount(pos[o_ts >= t_ns - 90 * _DAY_NS], minlength=k)
+    p90 = np.bincount(pos[(o_ts >= t_ns - 180 * _DAY_NS) & (o_ts < t_ns - 90 * _DAY_NS)],
+                      minlength=k)
+    f["orders_90d"] = o90.astype(float)
+    f["order_trend"] = f["orders_90d"] - p90
     f["r_score"] = _quintile_score(-f["recency_days"])
     f["f_score"] = _quintile_score(f["frequency"] + 1e-6 * f["tenure_days"])
     f["m_score"] = _quintile_score(f["log_spend_365d"])
 
     if returns is not None and len(returns):
-        r, _ = split_at(returns[isin(returns["customer_id"], ids)], cutoff, ts="return_ts")
-        ra = r.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
-        f["return_rate"] = (ra / spend.reindex(ids).replace(0, np.nan)).fillna(0).clip(0, 1)
-    if "coupon_used" in o.columns and o["coupon_used"].notna().any():
-        f["coupon_share"] = g["coupon_used"].mean().reindex(ids).astype(float).fillna(0)
-    if "discount_amount" in o.columns and o["discount_amount"].notna().any():
-        disc = g["discount_amount"].sum().reindex(ids).fillna(0)
-        f["discount_share"] = (disc / (disc + spend.reindex(ids).fillna(0))).fillna(0)
+        rpos = positions(returns["customer_id"], ids)
+        keep = (rpos >= 0) & (returns["return_ts"] < t).to_numpy()
+        ra = _spread(pd.Series(returns["amount"].to_numpy()[keep]).groupby(rpos[keep]).sum(),
+                     ids).fillna(0)
+        f["return_rate"] = (ra / _spread(spend, ids).replace(0, np.nan)).fillna(0).clip(0, 1)
+    for col, name in (("coupon_used", "coupon_share"), ("discount_amount", "discount_share")):
+        if col not in orders.columns:
+            continue
+        vals = orders[col].take(rows).reset_index(drop=True)
+        if not vals.notna().any():
+            continue
+        if name == "coupon_share":
+            f[name] = _spread(vals.groupby(pos).mean().astype(float), ids).fillna(0)
+        else:
+            disc = _spread(vals.groupby(pos).sum(), ids).fillna(0)
+            f[name] = (disc / (disc + _spread(spend, ids).fillna(0))).fillna(0)
     if events is not None and len(events):
         # integer codes of the events table (computed once per table and reused for every
         # cutoff), then masks and counting on arrays: linear in the events, no string work
         enc = _event_codes(events)
-        k = len(ids)
-        cpos = _positions(enc.customers, ids)  # customer code -> position in ids
-        t_ns = t.value
-        in_year = (enc.ts < t_ns) & (enc.ts >= t_ns - 365 * DAY.value) & (enc.cust >= 0)
-        rows = np.flatnonzero(in_year)
-        pos = cpos[enc.cust[rows]]
-        keep = pos >= 0
-        rows, pos = rows[keep], pos[keep]
+        epos = _row_positions(enc.cust, enc.customers, ids)
+        rows = np.flatnonzero((enc.ts < t_ns) & (enc.ts >= t_ns - 365 * _DAY_NS) & (epos >= 0))
+        pos = epos[rows]
+        del epos
         e_ts = enc.ts[rows]
-        in30 = e_ts >= t_ns - 30 * DAY.value
+        in30 = e_ts >= t_ns - 30 * _DAY_NS
         etype = enc.etype[rows]
         for col, name in (("view", "views_30d"), ("cart", "carts_30d")):
             hit = in30 & (etype == enc.type_code.get(col, -2))
@@ -346,17 +496,19 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
         last_ns = (pd.Series(e_ts).groupby(pos).max()  # latest event per customer
                    .reindex(range(k), fill_value=np.iinfo(np.int64).min).to_numpy())
         seen = last_ns != np.iinfo(np.int64).min
-        since = np.where(seen, (t_ns - last_ns) / DAY.value, np.nan)
+        since = np.where(seen, (t_ns - last_ns) / _DAY_NS, np.nan)
         # no visit in the last year: count the whole year (or the tenure if shorter)
         f["days_since_event"] = pd.Series(since, index=ids).fillna(
             np.minimum(f["tenure_days"], 365.0))
-        before = (e_ts >= t_ns - 120 * DAY.value) & ~in30
+        before = (e_ts >= t_ns - 120 * _DAY_NS) & ~in30
         rate_before = pd.Series(np.bincount(pos[before], minlength=k) / 90, index=ids)
         rate_now = pd.Series(np.bincount(pos[in30], minlength=k) / 30, index=ids)
         f["event_trend"] = ((rate_now + 0.05) / (rate_before + 0.05)).clip(upper=5)
     if surveys is not None and len(surveys):
         sv, _ = split_at(surveys[isin(surveys["customer_id"], ids)], cutoff, ts="survey_ts")
-        last_nps = sv.sort_values("survey_ts").groupby("customer_id")["nps"].last().reindex(ids)
+        sv = sv.sort_values("survey_ts")
+        last_nps = _spread(sv["nps"].reset_index(drop=True)
+                           .groupby(positions(sv["customer_id"], ids)).last(), ids)
         f["has_survey"] = last_nps.notna().astype(float)
         med = float(sv["nps"].median()) if len(sv) else 7.0
         f["last_nps"] = last_nps.astype(float).fillna(med)
@@ -375,13 +527,20 @@ def customer_value(orders: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Ind
     """
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    o, _ = split_at(orders, cutoff)
-    o = o[o["order_ts"] >= t - days * DAY]
-    spend = o.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+    if not ids.is_unique:
+        return customer_value(orders, cutoff, ids.unique(), returns, margin_rate,
+                              days).reindex(ids)
+    enc = _order_codes(orders)
+    opos = _row_positions(enc.cust, enc.customers, ids)
+    rows = np.flatnonzero((opos >= 0) & (enc.ts < t.value) & (enc.ts >= (t - days * DAY).value))
+    amount = pd.Series(orders["amount"].to_numpy()[rows], copy=False)
+    spend = _spread(amount.groupby(opos[rows]).sum(), ids).fillna(0)
     if returns is not None and len(returns):
-        r, _ = split_at(returns, cutoff, ts="return_ts")
-        r = r[r["return_ts"] >= t - days * DAY]
-        spend = spend - r.groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+        rts = returns["return_ts"]
+        rpos = positions(returns["customer_id"], ids)
+        keep = (rpos >= 0) & (rts < t).to_numpy() & (rts >= t - days * DAY).to_numpy()
+        refund = pd.Series(returns["amount"].to_numpy()[keep]).groupby(rpos[keep]).sum()
+        spend = spend - _spread(refund, ids).fillna(0)
     return (spend.clip(lower=0) * float(margin_rate)).rename("value")
 
 
@@ -779,14 +938,20 @@ def activity_drop_flags(activity: pd.DataFrame, cutoff: pd.Timestamp, customers:
 
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    a = activity[isin(activity["customer_id"], ids)]
-    a = a[a[ts] < t]
-    rec = a[a[ts] >= t - recent_days * DAY].groupby("customer_id").size()
-    lo = t - (recent_days + baseline_days) * DAY
-    base = a[(a[ts] >= lo) & (a[ts] < t - recent_days * DAY)].groupby("customer_id").size()
+    if not ids.is_unique:
+        return activity_drop_flags(activity, cutoff, ids.unique(), ts=ts,
+                                   recent_days=recent_days, baseline_days=baseline_days,
+                                   alpha=alpha, min_baseline=min_baseline).reindex(ids)
+    apos = positions(activity["customer_id"], ids)  # position in ids, -1 = someone else
+    a_ts = activity[ts].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    t_ns, mid = t.value, (t - recent_days * DAY).value
+    lo = (t - (recent_days + baseline_days) * DAY).value
+    ok = apos >= 0
+    rec = np.bincount(apos[ok & (a_ts < t_ns) & (a_ts >= mid)], minlength=len(ids))
+    base = np.bincount(apos[ok & (a_ts >= lo) & (a_ts < mid)], minlength=len(ids))
     out = pd.DataFrame(index=ids)
-    out["observed"] = rec.reindex(ids).fillna(0).astype(int)
-    out["expected"] = base.reindex(ids).fillna(0) * recent_days / baseline_days
+    out["observed"] = rec.astype(int)
+    out["expected"] = pd.Series(base.astype(float), index=ids) * recent_days / baseline_days
     out["p_value"] = poisson.cdf(out["observed"], out["expected"].clip(lower=1e-9))
     out["flag"] = (out["p_value"] < alpha) & (out["expected"] >= min_baseline)
     return out
@@ -801,16 +966,23 @@ def time_to_next_purchase(orders: pd.DataFrame, cutoff: pd.Timestamp, until: pd.
     """
     t = _stop(cutoff)  # first instant after the cutoff day
     ids = pd.Index(customers, name="customer_id")
-    o = orders[isin(orders["customer_id"], ids)]
-    hist, after = split_at(o, cutoff)
-    last = hist.groupby("customer_id")["order_ts"].max().reindex(ids)
-    end = _stop(until)
-    after = after[after["order_ts"] < end]
-    nxt = after.groupby("customer_id")["order_ts"].min().reindex(ids)
-    observed = nxt.notna()
-    stop = nxt.where(observed, end)
-    return pd.DataFrame({"duration_days": (stop - last) / DAY,
-                         "observed": observed.astype(int)}, index=ids)
+    if not ids.is_unique:
+        return time_to_next_purchase(orders, cutoff, until, ids.unique()).reindex(ids)
+    enc = _order_codes(orders)
+    opos = _row_positions(enc.cust, enc.customers, ids)
+    end = _stop(until).value
+    hist = (opos >= 0) & (enc.ts < t.value)
+    after = (opos >= 0) & (enc.ts >= t.value) & (enc.ts < end)
+    last = pd.Series(enc.ts[hist], copy=False).groupby(opos[hist]).max()
+    nxt = pd.Series(enc.ts[after], copy=False).groupby(opos[after]).min()
+    last_ns = np.full(len(ids), np.iinfo(np.int64).min)
+    last_ns[last.index.to_numpy()] = last.to_numpy()
+    nxt_ns = np.full(len(ids), end)
+    nxt_ns[nxt.index.to_numpy()] = nxt.to_numpy()
+    observed = np.zeros(len(ids), dtype=int)
+    observed[nxt.index.to_numpy()] = 1
+    duration = np.where(last_ns == np.iinfo(np.int64).min, np.nan, (nxt_ns - last_ns) / _DAY_NS)
+    return pd.DataFrame({"duration_days": duration, "observed": observed}, index=ids)
 
 
 # --------------------------------------------------------------------------------------------

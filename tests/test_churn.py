@@ -448,3 +448,92 @@ def test_build_features_reuses_event_codes_only_for_the_same_table():
     g1 = ch.build_features("2025-03-31", ids, o, events=ev2)
     assert g1.loc["a", "views_30d"] == 0 and g1.loc["a", "carts_30d"] == 1
     pd.testing.assert_frame_equal(ch.build_features("2025-04-30", ids, o, events=ev.copy()), f2)
+
+
+def _random_shop(seed: int = 3, n_orders: int = 400, n_events: int = 3000):
+    """A small random shop: orders and events of 60 customers (ids in no particular order)."""
+    rng = np.random.default_rng(seed)
+    cust = np.array([f"c{i:02d}" for i in rng.permutation(60)], dtype=object)
+    start = TS("2025-01-01").value
+    span = 360 * 86_400 * 10**9
+    orders = pd.DataFrame({
+        "order_id": [f"O{i}" for i in range(n_orders)],
+        "customer_id": pd.array(cust[rng.integers(0, 60, n_orders)], dtype="string[pyarrow]"),
+        "order_ts": pd.to_datetime(start + rng.integers(0, span, n_orders)),
+        "amount": rng.uniform(5, 300, n_orders).round(2),
+        "coupon_used": pd.array(rng.random(n_orders) < 0.3, dtype="boolean"),
+        "discount_amount": rng.uniform(0, 20, n_orders).round(2),
+    })
+    sess = np.array([f"s{i}" for i in range(400)], dtype=object)
+    ev_cust = cust[rng.integers(0, 60, n_events)].copy()
+    ev_cust[rng.random(n_events) < 0.02] = None
+    ev_sess = sess[rng.integers(0, 400, n_events)].copy()
+    ev_sess[rng.random(n_events) < 0.05] = None
+    events = pd.DataFrame({
+        "customer_id": pd.array(ev_cust, dtype="string[pyarrow]"),
+        "event_ts": pd.to_datetime(start + rng.integers(0, span, n_events)),
+        "event_type": rng.choice(["view", "cart", "purchase"], n_events),
+        "session_id": pd.array(ev_sess, dtype="string[pyarrow]"),
+    })
+    return orders, events
+
+
+def test_visit_starts_are_the_rows_drop_duplicates_keeps():
+    _, ev = _random_shop()
+    for key, frame in ((["customer_id", "session_id"], ev),
+                       (["customer_id", "event_ts"], ev.drop(columns="session_id"))):
+        want = frame.drop_duplicates(key)[["customer_id", "event_ts"]].reset_index(drop=True)
+        for given in (frame, ch.encode_events(frame)):
+            got = ch.visit_starts(given)
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+            assert got["customer_id"].isna().sum() == want["customer_id"].isna().sum() > 0
+
+
+def test_encoded_events_give_the_same_features_as_the_frame():
+    o, ev = _random_shop()
+    ids = ch.active_base(o, "2025-10-31", 365)
+    a = ch.build_features("2025-10-31", ids, o, events=ev)
+    b = ch.build_features("2025-10-31", ids, o, events=ch.encode_events(ev))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    with pytest.raises(ValueError, match="events: missing column"):
+        ch.encode_events(ev.drop(columns="event_type"))
+
+
+def test_order_helpers_match_plain_pandas_on_random_data():
+    """The coded implementations against straightforward string groupbys."""
+    o, _ = _random_shop(seed=5)
+    cut, t = TS("2025-08-15"), TS("2025-08-16")
+    hist = o[o["order_ts"] < t]
+    base = pd.Index(np.sort(hist.loc[hist["order_ts"] >= t - pd.Timedelta(days=120),
+                                     "customer_id"].unique()), name="customer_id")
+    pd.testing.assert_index_equal(ch.active_base(o, cut, 120), base, exact=True)
+    win = o[(o["order_ts"] >= t) & (o["order_ts"] < t + pd.Timedelta(days=30))]
+    y = ch.churn_labels(o, cut, 30, 120)
+    assert y.to_dict() == {c: int(c not in set(win["customer_id"])) for c in base}
+    s = o.sort_values(["customer_id", "order_ts"])
+    gaps = (s.groupby("customer_id")["order_ts"].diff().dropna() / pd.Timedelta(days=1))
+    np.testing.assert_array_equal(ch.inter_purchase_gaps(o).to_numpy(), gaps.to_numpy())
+    ids = pd.Index(["c03", "zz-unknown", "c17", "c40"], name="customer_id")
+    g = hist.groupby("customer_id")
+    f = ch.build_features(cut, ids, o)
+    want_n = g.size().reindex(ids).fillna(0)
+    np.testing.assert_array_equal(f["frequency"].to_numpy(), want_n.to_numpy(float))
+    want_rec = (t - g["order_ts"].max().reindex(ids)) / pd.Timedelta(days=1)
+    np.testing.assert_array_equal(f["recency_days"].to_numpy(), want_rec.to_numpy(float))
+    want_cs = g["coupon_used"].mean().reindex(ids).astype(float).fillna(0)
+    np.testing.assert_array_equal(f["coupon_share"].to_numpy(), want_cs.to_numpy())
+    v = ch.customer_value(o, cut, ids, margin_rate=1.0)
+    want_v = o[(o["order_ts"] < t) & (o["order_ts"] >= t - pd.Timedelta(days=365))] \
+        .groupby("customer_id")["amount"].sum().reindex(ids).fillna(0)
+    np.testing.assert_array_equal(v.to_numpy(), want_v.to_numpy())
+    # a repeated id gets the same row twice
+    twice = ch.build_features(cut, pd.Index(["c03", "c03"]), o)
+    assert len(twice) == 2 and twice.iloc[0].equals(twice.iloc[1])
+
+
+def test_missing_customer_ids_never_match():
+    o = _orders([("a", "2025-01-05", 50.0), ("b", "2025-02-01", 80.0)])
+    o.loc[1, "customer_id"] = None
+    f = ch.build_features("2025-03-31", pd.Index(["a", None], dtype=object), o)
+    assert f.loc["a", "frequency"] == 1 and f["frequency"].iloc[1] == 0
+    assert list(ch.active_base(o, "2025-03-31")) == ["a"]

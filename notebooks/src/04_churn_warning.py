@@ -86,7 +86,10 @@ A = ctx.analysis_date
 currency = getattr(ds, "currency", "") or ""
 orders = ch.split_at(ds.orders, A)[0]  # nothing after the analysis date exists for this chapter
 returns = ds.returns if ds.has("returns") else None
-events = ds.events if ds.has("events") else None
+events = None  # behaviour events as integer codes: only the columns used, encoded once
+if ds.has("events"):
+    events = ch.encode_events(ds.read("events", columns=[
+        c for c in ch.EVENT_COLUMNS if c in ds.columns("events")]))
 surveys = ds.surveys if ds.has("surveys") else None
 loyalty = ds.loyalty if ds.has("loyalty") else None
 W = ch.churn_windows(A, window_days)
@@ -240,10 +243,9 @@ can_model = model_reason is None  # False: the modelling sections 5-7, 9-11 are 
 # %%
 # NBVAL_CHECK_OUTPUT
 if has_history:
-    print(f"training cutoff {W.train_cutoff:%Y-%m-%d}: {len(y_tr):,} active customers, "
-          f"churn rate {y_tr.mean():.1%}")
-    print(f"test cutoff     {W.eval_cutoff:%Y-%m-%d}: {len(y_te):,} active customers, "
-          f"churn rate {y_te.mean():.1%}")
+    for name, cut, y in (("training", W.train_cutoff, y_tr), ("test", W.eval_cutoff, y_te)):
+        print(f"{name + ' cutoff':<15} {cut:%Y-%m-%d}: {len(y):,} active customers, "
+              f"churn rate {y.mean():.1%}")
     print(f"{X_tr.shape[1]} features: {', '.join(X_tr.columns)}")
 else:
     print("features and labels skipped: less than one churn window of history")
@@ -533,9 +535,8 @@ print(pd.DataFrame(km_rows).to_string(index=False) if km_rows else "no segment t
 
 # %%
 if has_history:
-    if events is not None:  # visits: one row per session (events cluster within a visit)
-        key = ["customer_id", "session_id"] if "session_id" in events else ["customer_id", "event_ts"]
-        act, act_ts, rec_d, base_d = events.drop_duplicates(key), "event_ts", 60, 180
+    if events is not None:  # visits: the first event of each session (events cluster in a visit)
+        act, act_ts, rec_d, base_d = ch.visit_starts(events), "event_ts", 60, 180
     else:
         act, act_ts, rec_d, base_d = orders, "order_ts", 90, 270
     drop = ch.activity_drop_flags(act, W.eval_cutoff, y_te.index, ts=act_ts, recent_days=rec_d,
