@@ -373,12 +373,23 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
             span = int(ev_day.max() - ev_day.min()) + 1
             sess_code[na] = n_sess + pd.factorize(pos[na] * span + (ev_day[na] - ev_day.min()))[0]
         base = int(sess_code.max()) + 1 if len(sess_code) else 1
-        inv, uniq = pd.factorize(pos * base + sess_code)
-        del sess_code
-        pair_cust = uniq // base
-        viewed = np.zeros(len(uniq), dtype=bool)
+        # a visit is a (customer, session) pair; when every session belongs to one customer
+        # (the normal case) the sessions themselves are the visits, found without hashing pairs
+        lo = np.full(base, N, dtype=np.int64)
+        hi = np.full(base, -1, dtype=np.int64)
+        np.minimum.at(lo, sess_code, pos)
+        np.maximum.at(hi, sess_code, pos)
+        present = hi >= 0
+        if bool((lo[present] == hi[present]).all()):
+            inv = (np.cumsum(present) - 1)[sess_code]
+            pair_cust = hi[present]
+        else:
+            inv, uniq = pd.factorize(pos * base + sess_code)
+            pair_cust = uniq // base
+        del sess_code, lo, hi, present
+        viewed = np.zeros(len(pair_cust), dtype=bool)
         viewed[inv[is_view]] = True
-        bought = np.zeros(len(uniq), dtype=bool)
+        bought = np.zeros(len(pair_cust), dtype=bool)
         bought[inv[is_buy]] = True
         del inv
         out["visits"] = np.bincount(pair_cust, minlength=N).astype(int)

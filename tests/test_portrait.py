@@ -528,3 +528,13 @@ def test_build_tags_from_reads_only_the_event_columns_it_uses(shop):
     no_cust = {k: v for k, v in s.items() if k != "customers"}
     t2 = hp.build_tags_from(_ShopDataset(no_cust), DATE)
     assert "C" in t2.index and t2.loc["C", "orders"] == 0 and t2.loc["C", "views"] == 2
+
+
+def test_a_session_id_shared_by_two_customers_is_a_visit_of_each(shop):
+    """Visits are (customer, session) pairs: C's events carry A's session id s1."""
+    s = {**shop, "events": shop["events"].assign(session_id=["s1", "s1", "s1", "s2", "s2", "s1",
+                                                             "s1", "s9"])}
+    t = _tags(s)
+    assert t.loc["A", "visits"] == 2 and t.loc["C", "visits"] == 1
+    assert t.loc["A", "view_to_purchase"] == pytest.approx(0.5)  # s1 bought, s2 did not
+    assert t.loc["C", "view_to_purchase"] == 0.0  # C's s1 has views only
