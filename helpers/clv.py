@@ -267,6 +267,16 @@ def _unique_patterns(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [uniq[:, i] for i in range(uniq.shape[1])], counts.astype(float)
 
 
+def _pattern_inverse(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of the stacked columns and, for each input row, the index of its pattern
+    (``values[inv]`` rebuilds the input columns exactly)."""
+    arr = np.column_stack([np.asarray(c, dtype=float) for c in cols])
+    if len(arr) == 0:
+        return [arr[:, i] for i in range(arr.shape[1])], np.zeros(0, dtype=np.intp)
+    uniq, inv = np.unique(arr, axis=0, return_inverse=True)
+    return [uniq[:, i] for i in range(uniq.shape[1])], inv.reshape(-1)
+
+
 def _converged_relative(res: optimize.OptimizeResult, rel_tol: float = 1e-6) -> bool:
     """BFGS stopped on "precision loss" (status 2) at a point whose gradient is negligible
     relative to the objective.
@@ -612,7 +622,14 @@ def clv_intervals(bg: BetaGeoModel, gg: GammaGammaModel, summary: pd.DataFrame, 
     x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     m = summary["monetary_value"].to_numpy(float)
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-    purch = _discounted_purchases(bg, x, t_x, T, horizon, discount_rate, unit)
+    # the BG/NBD part depends on (x, t_x, T) only: evaluate it once per distinct pattern (many
+    # customers share one; the hypergeometric function dominates the cost) and expand
+    (ux, ut, uT), inv = _pattern_inverse(x, t_x, T)
+
+    def disc(params=None):
+        return _discounted_purchases(bg, ux, ut, uT, horizon, discount_rate, unit, params)
+
+    purch = disc()[inv]
     value = gg.conditional_expected_value(x, m)
     point = purch * value * margin
     if method == "draws":
@@ -623,8 +640,7 @@ def clv_intervals(bg: BetaGeoModel, gg: GammaGammaModel, summary: pd.DataFrame, 
         for i in range(n_draws):
             pb = dict(zip(bg.names, np.exp(bgd[i])))
             pg = dict(zip(gg.names, np.exp(ggd[i])))
-            sims[i] = (_discounted_purchases(bg, x, t_x, T, horizon, discount_rate, unit, pb)
-                       * gg.conditional_expected_value(x, m, pg) * margin)
+            sims[i] = disc(pb)[inv] * gg.conditional_expected_value(x, m, pg) * margin
         lower, upper = np.quantile(sims, lo_q, axis=0), np.quantile(sims, hi_q, axis=0)
         tot = sims.sum(axis=1)
         total = (float(point.sum()), float(np.quantile(tot, lo_q)), float(np.quantile(tot, hi_q)))
@@ -644,9 +660,7 @@ def clv_intervals(bg: BetaGeoModel, gg: GammaGammaModel, summary: pd.DataFrame, 
                 g[j] = (np.log(np.maximum(fu, tiny)) - np.log(np.maximum(fd, tiny))) / (2 * h)
             return g
 
-        gb = grad(bg._theta, bg.names,
-                  lambda p: _discounted_purchases(bg, x, t_x, T, horizon, discount_rate, unit, p),
-                  purch)
+        gb = grad(bg._theta, bg.names, disc, ut)[:, inv]  # per pattern, then per customer
         gv = grad(gg._theta, gg.names, lambda p: gg.conditional_expected_value(x, m, p), value)
         var_log = (np.einsum("ji,jk,ki->i", gb, bg.cov_log_, gb)
                    + np.einsum("ji,jk,ki->i", gv, gg.cov_log_, gv))

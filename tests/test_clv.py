@@ -447,3 +447,29 @@ def test_converged_relative_needs_precision_loss_and_a_small_relative_gradient()
     assert not clv._converged_relative(OptimizeResult(status=1, fun=465_000.0, jac=np.array([0.0, 0.0])))
     assert not clv._converged_relative(OptimizeResult(status=2, fun=10.0, jac=np.array([0.012])))
     assert not clv._converged_relative(OptimizeResult(status=2, fun=465_000.0, jac=np.array([np.nan])))
+
+
+def test_clv_intervals_per_customer_do_not_depend_on_the_other_customers():
+    """CLV and its interval are per customer: customers sharing (x, t_x, T) are evaluated once
+    and expanded, so each row must equal the result for that customer alone, and customers
+    with the same pattern but different spend must differ only through the spend."""
+    x, tx, T = _simulate_bgnbd({"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}, 600, 40.0, seed=7)
+    bg = clv.BetaGeoModel().fit(x, tx, T)
+    rng = np.random.default_rng(3)
+    m = np.where(x > 0, rng.gamma(6.0, 30 / 6.0, len(x)), 0.0)
+    gg = clv.GammaGammaModel().fit(x, m)
+    summ = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    # duplicate customer 0's pattern with another spend (a repeat customer)
+    i = int(np.flatnonzero(x > 0)[0])
+    summ = pd.concat([summ, summ.iloc[[i]].assign(monetary_value=m[i] * 2)], ignore_index=True)
+    kw = dict(horizon=6, discount_rate=0.1, margin=0.3, time_unit="W", level=0.9)
+    full = clv.clv_intervals(bg, gg, summ, **kw)
+    np.testing.assert_allclose(full["clv"], clv.customer_clv(bg, gg, summ, horizon=6,
+                                                             discount_rate=0.1, margin=0.3,
+                                                             time_unit="W"), rtol=1e-12)
+    for j in (0, i, len(summ) - 1, len(summ) // 2):
+        alone = clv.clv_intervals(bg, gg, summ.iloc[[j]], **kw)
+        np.testing.assert_allclose(full.iloc[j].to_numpy(), alone.iloc[0].to_numpy(), rtol=1e-12)
+    v = gg.conditional_expected_value(summ["frequency"], summ["monetary_value"])
+    ratio = full["clv"].iloc[-1] / full["clv"].iloc[i]
+    assert ratio == pytest.approx(v[len(summ) - 1] / v[i], rel=1e-12) and ratio > 1
