@@ -286,10 +286,29 @@ def _already_clean(s: pd.Series) -> bool:
         length = pc.binary_length(chunk)
         if pc.any(pc.equal(length, 0)).as_py():
             return False
+        if _no_space_bytes(chunk):  # no white space anywhere: none to strip
+            continue
         trimmed = pc.binary_length(pc.utf8_trim_whitespace(chunk))
         if pc.any(pc.not_equal(trimmed, length)).as_py():
             return False
     return True
+
+
+def _no_space_bytes(chunk: pa.Array) -> bool:
+    """The character bytes of a (large) string array hold neither an ASCII space or control
+    character (<= 0x20) nor a non-ASCII byte (which might belong to a Unicode space), so no value
+    can start or end with white space. One vectorized pass over the bytes, no per-value work;
+    ``False`` means "maybe" (the caller then trims)."""
+    if not (pa.types.is_large_string(chunk.type) or pa.types.is_string(chunk.type)):
+        return False
+    offsets_buf, data_buf = chunk.buffers()[1], chunk.buffers()[2]
+    if data_buf is None or offsets_buf is None:
+        return False
+    off_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=off_type)
+    start, end = int(offsets[chunk.offset]), int(offsets[chunk.offset + len(chunk)])
+    data = np.frombuffer(data_buf, dtype=np.uint8)[start:end]
+    return bool(len(data)) and int(data.min()) > 0x20 and int(data.max()) < 0x80
 
 
 def _distinct(s: pd.Series) -> pd.Series:

@@ -211,7 +211,11 @@ def validate(cfg: DatasetConfig, book: RuleBook) -> Parts:
     ledger.raise_errors()
     quality = ledger.quality(tables)
     set_aside = ledger.set_aside_frames()
-    ordered = {t: tables[t].reset_index(drop=True) for t in TABLES if t in tables}
+    ordered = {}
+    for t in TABLES:
+        if t in tables:  # a RangeIndex in place (reset_index would copy every column)
+            tables[t].index = pd.RangeIndex(len(tables[t]))
+            ordered[t] = tables[t]
     del tables
     return Parts(ordered, quality, ledger.issues_frame(), set_aside, missing_counts(ordered))
 

@@ -257,9 +257,19 @@ def _column_words(s: pd.Series) -> np.ndarray:
             enc = chunked.dictionary_encode()
             dicts = [c.dictionary for c in enc.chunks]
             if all(d is dicts[-1] or d.equals(dicts[-1]) for d in dicts):  # one shared memo
-                idx = pa.chunked_array([c.indices for c in enc.chunks])
-                idx = pc.fill_null(pc.cast(idx, pa.int64()), -1)
-                return idx.to_numpy().astype(np.uint64)
+                # indices straight into one uint64 array, chunk by chunk (no int64 copies)
+                out = np.empty(len(s), dtype=np.uint64)
+                pos = 0
+                for chunk in enc.chunks:
+                    idx = chunk.indices
+                    n = len(idx)
+                    if idx.null_count:
+                        out[pos:pos + n] = pc.fill_null(idx, -1).to_numpy().astype(np.int64)
+                    else:
+                        out[pos:pos + n] = idx.to_numpy()
+                    pos += n
+                del enc
+                return out
     elif dtype == np.float64:
         v = s.to_numpy(dtype=np.float64) + 0.0  # -0.0 + 0.0 == +0.0 (factorize: equal)
         w = v.view(np.uint64)
