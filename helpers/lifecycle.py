@@ -40,8 +40,13 @@ def _end_of_day(analysis_date) -> pd.Timestamp:
     return pd.Timestamp(analysis_date).normalize() + pd.Timedelta(days=1)
 
 
-def _upto(df: pd.DataFrame, ts_col: str, analysis_date) -> pd.DataFrame:
-    return df[df[ts_col] < _end_of_day(analysis_date)]
+def _upto(df: pd.DataFrame, ts_col: str, analysis_date, columns=None) -> pd.DataFrame:
+    """Rows dated before the end of the analysis day; with ``columns``, only those (the ones
+    present) are copied, not the whole frame."""
+    mask = np.asarray(df[ts_col] < _end_of_day(analysis_date), dtype=bool)
+    if columns is None:
+        return df[mask]
+    return df.loc[mask, [c for c in columns if c in df.columns]]
 
 
 def last_complete_month(analysis_date) -> pd.Period:
@@ -90,7 +95,7 @@ def _month_period(num) -> pd.PeriodIndex:
 
 def first_purchase(orders: pd.DataFrame, analysis_date) -> pd.Series:
     """First order timestamp per customer (orders up to the analysis day)."""
-    o = _upto(orders, "order_ts", analysis_date)
+    o = _upto(orders, "order_ts", analysis_date, ("customer_id", "order_ts"))
     return o.groupby("customer_id")["order_ts"].min()
 
 
@@ -118,7 +123,7 @@ def monthly_kpis(orders: pd.DataFrame, *, analysis_date, returns: pd.DataFrame |
     :data:`KPI_DEFINITIONS` (``return_rate``/``conversion`` are NaN without returns/events) and
     ``complete`` (the month ended on or before the analysis date). ``events`` may be the events
     table or a :func:`session_table`."""
-    o = _upto(orders, "order_ts", analysis_date)
+    o = _upto(orders, "order_ts", analysis_date, ("customer_id", "order_ts", "amount"))
     if o.empty:
         raise ValueError("no orders on or before the analysis date")
     # integer customer codes and month numbers: one factorization, then integer grouping
@@ -153,7 +158,7 @@ def monthly_kpis(orders: pd.DataFrame, *, analysis_date, returns: pd.DataFrame |
     out["returning_share"] = out["returning_customers"] / out["active_customers"].replace(0, np.nan)
     out["return_rate"] = np.nan
     if returns is not None and len(returns):
-        r = _upto(returns, "return_ts", analysis_date)
+        r = _upto(returns, "return_ts", analysis_date, ("return_ts", "amount"))
         refunds = r.groupby(r["return_ts"].dt.to_period("M"))["amount"].sum()
         out["return_rate"] = refunds.reindex(months, fill_value=0) / out["gmv"].replace(0, np.nan)
     out["conversion"] = np.nan
@@ -225,7 +230,7 @@ def flag_anomalous_days(orders: pd.DataFrame, *, analysis_date, column: str = "a
     """
     if weeks < 3 or weeks % 2 == 0:
         raise ValueError("weeks must be an odd integer >= 3")
-    o = _upto(orders, "order_ts", analysis_date)
+    o = _upto(orders, "order_ts", analysis_date, ("order_ts", column))
     day = o["order_ts"].dt.normalize()
     daily = (o.groupby(day).size() if column == "orders" else o.groupby(day)[column].sum())
     days = pd.date_range(daily.index.min(), pd.Timestamp(analysis_date).normalize(), freq="D")
@@ -440,7 +445,7 @@ def _customer_codes(ids: pd.Series) -> np.ndarray:
 def _cohort_frame(orders: pd.DataFrame, analysis_date) -> pd.DataFrame:
     """One row per order: customer code ``cust``, ``cohort`` (first-order month, Period),
     ``cohort_num`` (the same as a month number), ``age`` (months since it) and ``amount``."""
-    o = _upto(orders, "order_ts", analysis_date)
+    o = _upto(orders, "order_ts", analysis_date, ("customer_id", "order_ts", "amount"))
     cust = _customer_codes(o["customer_id"])
     month = _month_number(o["order_ts"])
     cohort = pd.Series(month).groupby(cust).transform("min").to_numpy()
@@ -530,7 +535,7 @@ def value_in_first_months(orders: pd.DataFrame, *, analysis_date, months: int = 
     """Revenue per customer in the first ``months`` months (x 365.25/12 days) after the first
     order, for customers observed that long; net of refunds booked in the window when
     ``returns`` is given. Columns: first_order, value (indexed by customer_id)."""
-    o = _upto(orders, "order_ts", analysis_date)
+    o = _upto(orders, "order_ts", analysis_date, ("customer_id", "order_ts", "amount"))
     first = o.groupby("customer_id")["order_ts"].min()
     window = pd.Timedelta(days=months * 365.25 / 12)
     end = _end_of_day(analysis_date)
@@ -595,7 +600,7 @@ def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRu
     first_order, last_order, orders_in_window, days_since_last, stage (categorical, STAGES order).
     Customers from ``customers`` registered by then without orders are ``potential``."""
     day = pd.Timestamp(as_of).normalize()
-    o = _upto(orders, "order_ts", day)
+    o = _upto(orders, "order_ts", day, ("customer_id", "order_ts"))
     g = o.groupby("customer_id")["order_ts"]
     df = pd.DataFrame({"first_order": g.min(), "last_order": g.max()})
     recent = o[o["order_ts"] >= day + pd.Timedelta(days=1 - rules.loyal_window_days)]
