@@ -98,6 +98,7 @@ class EventCodes:
     type_code: dict[str, int]
     session: np.ndarray | None
     n_sessions: int
+    lookup: Any = None  # ``customers`` for helpers.ids.positions
 
     @property
     def n_rows(self) -> int:
@@ -129,7 +130,8 @@ def encode_events(events: pd.DataFrame) -> EventCodes:
     return EventCodes(customers=customers, cust=cust.astype(np.int32), ts=ts,
                       etype=etype.astype(np.int8 if len(types) < 127 else np.int32),
                       type_code={str(v): i for i, v in enumerate(types)},
-                      session=session, n_sessions=n_sessions)
+                      session=session, n_sessions=n_sessions,
+                      lookup=_lookup_values(customers))
 
 
 def _event_codes(events: pd.DataFrame | EventCodes) -> EventCodes:
@@ -180,6 +182,7 @@ class _OrderCodes:
     customers: np.ndarray
     cust: np.ndarray
     ts: np.ndarray
+    lookup: Any  # ``customers`` for helpers.ids.positions
 
     @property
     def n_rows(self) -> int:
@@ -189,17 +192,27 @@ class _OrderCodes:
 def _encode_orders(frame: pd.DataFrame, ts: str = "order_ts") -> _OrderCodes:
     cust, customers = _sorted_codes(frame["customer_id"])
     return _OrderCodes(customers=customers, cust=cust,
-                       ts=frame[ts].to_numpy(dtype="datetime64[ns]").view(np.int64))
+                       ts=frame[ts].to_numpy(dtype="datetime64[ns]").view(np.int64),
+                       lookup=_lookup_values(customers))
 
 
 def _order_codes(orders: pd.DataFrame) -> _OrderCodes:
     return _memo("orders", orders, _encode_orders)
 
 
-def _row_positions(codes: np.ndarray, customers: np.ndarray, ids: pd.Index) -> np.ndarray:
+def _lookup_values(customers: np.ndarray) -> Any:
+    """The distinct ids in the form :func:`helpers.ids.positions` looks up fastest (Arrow
+    strings for string ids, converted once per encoded table)."""
+    if len(customers) and pd.api.types.infer_dtype(customers, skipna=True) == "string":
+        return pa.array(customers, type=pa.large_string())
+    return pd.Series(customers, dtype=object)
+
+
+def _row_positions(codes: np.ndarray, customers: np.ndarray, ids: pd.Index,
+                   lookup: Any = None) -> np.ndarray:
     """For each row's customer code, the position of that customer in ``ids`` (-1 = not there
     or missing): one lookup per distinct customer, then an integer take per row."""
-    cpos = positions(pd.Series(customers, dtype=object) if len(customers) else customers, ids)
+    cpos = positions(lookup if lookup is not None else _lookup_values(customers), ids)
     cpos = np.append(cpos, -1)  # code -1 (missing) -> the last entry, -1
     return cpos[codes]
 
@@ -297,8 +310,8 @@ def _active_codes(enc: _OrderCodes, cutoff: pd.Timestamp, lookback_days: int | N
     keep = enc.ts < stop
     if lookback_days is not None:
         keep &= enc.ts >= stop - int(lookback_days) * _DAY_NS
-    codes = np.unique(enc.cust[keep])  # codes are numbered in sorted order of the ids
-    return codes[codes >= 0]
+    seen = np.bincount(enc.cust[keep & (enc.cust >= 0)], minlength=len(enc.customers))
+    return np.flatnonzero(seen)  # codes are numbered in sorted order of the ids
 
 
 def churn_labels(orders: pd.DataFrame, cutoff: pd.Timestamp, window_days: int,
@@ -423,7 +436,7 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
     # integer codes of the orders (computed once per table and reused at every cutoff): the
     # rows of these customers up to the cutoff, grouped by their position in ids
     enc = _order_codes(orders)
-    opos = _row_positions(enc.cust, enc.customers, ids)
+    opos = _row_positions(enc.cust, enc.customers, ids, enc.lookup)
     rows = np.flatnonzero((opos >= 0) & (enc.ts < t_ns))
     pos, o_ts = opos[rows], enc.ts[rows]
     del opos
@@ -474,7 +487,7 @@ def build_features(cutoff: pd.Timestamp, customers: pd.Index, orders: pd.DataFra
         # integer codes of the events table (computed once per table and reused for every
         # cutoff), then masks and counting on arrays: linear in the events, no string work
         enc = _event_codes(events)
-        epos = _row_positions(enc.cust, enc.customers, ids)
+        epos = _row_positions(enc.cust, enc.customers, ids, enc.lookup)
         rows = np.flatnonzero((enc.ts < t_ns) & (enc.ts >= t_ns - 365 * _DAY_NS) & (epos >= 0))
         pos = epos[rows]
         del epos
@@ -531,7 +544,7 @@ def customer_value(orders: pd.DataFrame, cutoff: pd.Timestamp, customers: pd.Ind
         return customer_value(orders, cutoff, ids.unique(), returns, margin_rate,
                               days).reindex(ids)
     enc = _order_codes(orders)
-    opos = _row_positions(enc.cust, enc.customers, ids)
+    opos = _row_positions(enc.cust, enc.customers, ids, enc.lookup)
     rows = np.flatnonzero((opos >= 0) & (enc.ts < t.value) & (enc.ts >= (t - days * DAY).value))
     amount = pd.Series(orders["amount"].to_numpy()[rows], copy=False)
     spend = _spread(amount.groupby(opos[rows]).sum(), ids).fillna(0)
@@ -694,7 +707,8 @@ class SegmentRule:
 
 
 def bgnbd_churn(orders: pd.DataFrame, cutoff: str | pd.Timestamp, customers: pd.Index,
-                window_days: int) -> tuple[pd.DataFrame, dict[str, float]]:
+                window_days: int, *, max_fit_rows: int | None = None,
+                seed: int = 0) -> tuple[pd.DataFrame, dict[str, float]]:
     """Buy-till-you-die view of churn at the cutoff day (BG/NBD from :mod:`helpers.clv`).
 
     The model is fitted in weeks on *every* customer with an order up to the cutoff day (it needs
@@ -704,12 +718,22 @@ def bgnbd_churn(orders: pd.DataFrame, cutoff: str | pd.Timestamp, customers: pd.
     never buy, and an alive customer's rate has the gamma posterior ``(r + x, alpha + T)``, under
     which the chance of zero purchases in ``t`` weeks is that power. (P(alive) alone ranks
     one-time buyers badly: the BG/NBD lets nobody die before a repeat purchase.)
+
+    ``max_fit_rows``: above this many customers the four parameters are fitted on a seeded
+    random sample of that size (``seed``; population parameters, so a large sample estimates
+    them as well as everyone at a fraction of the time); every customer is still scored. None
+    fits on all customers.
     """
     from helpers import clv
 
     summ = clv.rfm_summary(orders, observation_end=pd.Timestamp(cutoff).normalize(),
                            time_unit="W")
-    bg = clv.BetaGeoModel().fit(summ["frequency"], summ["recency"], summ["T"])
+    fit = summ
+    if max_fit_rows is not None and len(summ) > int(max_fit_rows):
+        rng = np.random.default_rng(seed)
+        fit = summ.iloc[np.sort(rng.choice(len(summ), size=int(max_fit_rows), replace=False))]
+    bg = clv.BetaGeoModel().fit(fit["frequency"], fit["recency"], fit["T"])
+    del fit
     s = summ.reindex(pd.Index(customers, name="customer_id"))
     pa = bg.p_alive(s["frequency"], s["recency"], s["T"])
     r, alpha = bg.params_["r"], bg.params_["alpha"]
@@ -969,7 +993,7 @@ def time_to_next_purchase(orders: pd.DataFrame, cutoff: pd.Timestamp, until: pd.
     if not ids.is_unique:
         return time_to_next_purchase(orders, cutoff, until, ids.unique()).reindex(ids)
     enc = _order_codes(orders)
-    opos = _row_positions(enc.cust, enc.customers, ids)
+    opos = _row_positions(enc.cust, enc.customers, ids, enc.lookup)
     end = _stop(until).value
     hist = (opos >= 0) & (enc.ts < t.value)
     after = (opos >= 0) & (enc.ts >= t.value) & (enc.ts < end)

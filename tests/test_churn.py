@@ -537,3 +537,16 @@ def test_missing_customer_ids_never_match():
     f = ch.build_features("2025-03-31", pd.Index(["a", None], dtype=object), o)
     assert f.loc["a", "frequency"] == 1 and f["frequency"].iloc[1] == 0
     assert list(ch.active_base(o, "2025-03-31")) == ["a"]
+
+
+def test_bgnbd_fit_on_a_sample_scores_everyone_and_stays_close(synthetic):
+    o = ch.split_at(synthetic.orders, "2025-09-30")[0]
+    ids = ch.active_base(o, "2025-09-30")
+    full, p_full = ch.bgnbd_churn(o, "2025-09-30", ids, 90)
+    same, p_same = ch.bgnbd_churn(o, "2025-09-30", ids, 90, max_fit_rows=10**7, seed=1)
+    pd.testing.assert_frame_equal(same, full)  # a cap above the customer count changes nothing
+    part, p_part = ch.bgnbd_churn(o, "2025-09-30", ids, 90, max_fit_rows=8000, seed=1)
+    assert p_part != p_full and part.index.equals(ids) and part.notna().all().all()
+    for k in ("r", "alpha", "a", "b"):
+        assert p_part[k] == pytest.approx(p_full[k], rel=0.35), k
+    assert np.corrcoef(part["p_no_purchase"], full["p_no_purchase"])[0, 1] > 0.98
