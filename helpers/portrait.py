@@ -583,6 +583,24 @@ def missing_values(tables: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "column", "missing", "missing_share"])
 
 
+def missing_values_of(ds: object) -> pd.DataFrame:
+    """:func:`missing_values` of a loaded dataset from the counts the loader took at load time
+    (``ds.missing``: no table is read, so a big events table stays on disk); datasets without
+    those counts are counted from ``ds.tables``. Same table either way."""
+    m = getattr(ds, "missing", None)
+    if not isinstance(m, pd.DataFrame) or not {"table", "column", "rows", "missing"} <= set(m):
+        return missing_values(ds.tables)
+    m = m[(m["missing"] > 0) & (m["rows"] > 0)]
+    if m.empty:
+        return pd.DataFrame(columns=["table", "column", "missing", "missing_share"])
+    return pd.DataFrame({"table": m["table"].to_numpy(), "column": m["column"].to_numpy(),
+                         "missing": m["missing"].astype(int).to_numpy(),
+                         # Python's round, as missing_values (correctly rounded decimals)
+                         "missing_share": [round(float(n) / int(r), 4) for n, r in
+                                           zip(m["missing"], m["rows"])]},
+                        columns=["table", "column", "missing", "missing_share"])
+
+
 def amount_outliers(amounts: pd.Series, z: float = 3.5) -> pd.DataFrame:
     """Robust outlier screen of order amounts on the log scale (median +- z * 1.4826 * MAD).
 

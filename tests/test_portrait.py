@@ -538,3 +538,35 @@ def test_a_session_id_shared_by_two_customers_is_a_visit_of_each(shop):
     assert t.loc["A", "visits"] == 2 and t.loc["C", "visits"] == 1
     assert t.loc["A", "view_to_purchase"] == pytest.approx(0.5)  # s1 bought, s2 did not
     assert t.loc["C", "view_to_purchase"] == 0.0  # C's s1 has views only
+
+
+def test_missing_values_of_uses_the_loaders_counts_without_reading_tables():
+    tables = {"customers": pd.DataFrame({"customer_id": ["a", "b", "c"],
+                                         "age": [20.0, None, None]}),
+              "events": pd.DataFrame({"customer_id": ["a"] * 3, "device": ["pc", None, "pc"]})}
+
+    class Untouchable(dict):
+        def __getitem__(self, key):
+            raise AssertionError("a table was read")
+
+        def items(self):
+            raise AssertionError("a table was read")
+
+    class WithCounts:
+        # what the loader counted: rows and missing values per table and column
+        missing = pd.DataFrame({"table": ["customers", "customers", "events", "events"],
+                                "column": ["customer_id", "age", "customer_id", "device"],
+                                "rows": [3, 3, 3, 3], "missing": [0, 2, 0, 1]})
+        tables = Untouchable()
+
+    got = hp.missing_values_of(WithCounts())
+    pd.testing.assert_frame_equal(got, hp.missing_values(tables))
+    # 2 of 3 is 0.6667, 1 of 3 is 0.3333
+    assert got["missing_share"].tolist() == [0.6667, 0.3333]
+
+    class WithoutCounts:
+        pass
+
+    ds = WithoutCounts()
+    ds.tables = tables
+    pd.testing.assert_frame_equal(hp.missing_values_of(ds), hp.missing_values(tables))

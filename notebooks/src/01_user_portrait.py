@@ -130,7 +130,7 @@ else:
 # wholesaler) and dropping it would bias spend downwards.
 
 # %%
-mv = hp.missing_values(ds.tables)
+mv = hp.missing_values_of(ds)  # counted by the loader at load time: no table is read again
 print("Missing values (columns with any):")
 print(mv.to_string(index=False) if len(mv) else "  none")
 
