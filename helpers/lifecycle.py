@@ -442,6 +442,18 @@ def _customer_codes(ids: pd.Series) -> np.ndarray:
     return codes
 
 
+def _sorted_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's position among the sorted distinct ids (-1 for a missing id) and those ids:
+    one hash pass, then a sort of the distinct ids only (as ``pd.factorize(ids, sort=True)``)."""
+    code, uniq = pd.factorize(pd.Series(ids, copy=False), sort=False)
+    uniq = pd.Index(uniq)
+    order = uniq.argsort()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    code = np.where(code >= 0, rank[np.maximum(code, 0)], -1)
+    return code, uniq.take(order)
+
+
 def _cohort_frame(orders: pd.DataFrame, analysis_date) -> pd.DataFrame:
     """One row per order: customer code ``cust``, ``cohort`` (first-order month, Period),
     ``cohort_num`` (the same as a month number), ``age`` (months since it) and ``amount``."""
@@ -601,10 +613,17 @@ def lifecycle_stages(orders: pd.DataFrame, *, as_of, rules: StageRules = StageRu
     Customers from ``customers`` registered by then without orders are ``potential``."""
     day = pd.Timestamp(as_of).normalize()
     o = _upto(orders, "order_ts", day, ("customer_id", "order_ts"))
-    g = o.groupby("customer_id")["order_ts"]
-    df = pd.DataFrame({"first_order": g.min(), "last_order": g.max()})
-    recent = o[o["order_ts"] >= day + pd.Timedelta(days=1 - rules.loyal_window_days)]
-    df["orders_in_window"] = recent.groupby("customer_id").size().reindex(df.index, fill_value=0)
+    # customers as sorted integer codes (the order a groupby on the ids gives; missing ids are
+    # left out as a groupby leaves them out), then integer groupings
+    code, uniq = _sorted_codes(o["customer_id"])
+    ok = code >= 0
+    ts = o["order_ts"][ok]
+    code = code[ok]
+    g = ts.groupby(code)
+    idx = pd.Index(uniq, name="customer_id")
+    df = pd.DataFrame({"first_order": g.min().array, "last_order": g.max().array}, index=idx)
+    recent = np.asarray(ts >= day + pd.Timedelta(days=1 - rules.loyal_window_days), dtype=bool)
+    df["orders_in_window"] = np.bincount(code[recent], minlength=len(idx)).astype(np.int64)
     if customers is not None and len(customers):
         c = customers
         never = ~ids.isin(c["customer_id"], orders["customer_id"])
