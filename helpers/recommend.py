@@ -140,6 +140,33 @@ def purchases(orders: pd.DataFrame, order_lines: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class PurchaseCounts:
+    """Sizes of a purchases table (see :func:`purchase_counts`)."""
+
+    lines: int
+    orders: int
+    customers: int
+    buyers_per_product: pd.Series  # distinct customers per product, most bought first
+    lines_per_order: np.ndarray  # order lines of each order
+
+
+def purchase_counts(purch: pd.DataFrame) -> PurchaseCounts:
+    """Order lines, orders, customers, distinct buyers per product and lines per order of a
+    :func:`purchases` table, counted on integer codes (the same numbers as ``nunique`` and
+    ``groupby(...).size()`` on the id columns, without hashing millions of strings in pandas)."""
+    cust, cust_ids = _sorted_codes(purch["customer_id"])
+    prod, items = _sorted_codes(purch["product_id"], "product_id")
+    order, order_ids = _sorted_codes(purch["order_id"])
+    n_cust = np.int64(max(len(cust_ids), 1))
+    pairs = np.unique(prod * n_cust + cust)
+    buyers = np.bincount(pairs // n_cust, minlength=len(items)).astype(np.int64)
+    per_product = pd.Series(buyers, index=items, name="customer_id").sort_values(
+        ascending=False, kind="stable")
+    return PurchaseCounts(len(purch), len(order_ids), len(cust_ids), per_product,
+                          np.bincount(order, minlength=len(order_ids)).astype(np.int64))
+
+
+@dataclass(frozen=True)
 class Split:
     """A time-based train/test split of purchases."""
 
@@ -446,6 +473,21 @@ def _top_n_dense(d: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals.ravel()[ok], (r[ok], idx.ravel()[ok])), shape=(rows, cols))
 
 
+def _dense_if_small(m: sp.spmatrix, max_cells: int = 4_000_000) -> np.ndarray | None:
+    """``m`` as a dense array when it has at most ``max_cells`` cells (e.g. a 600 x 600 item
+    similarity), else ``None``."""
+    return m.toarray() if m.shape[0] * m.shape[1] <= max_cells else None
+
+
+def _sparse_times(a: sp.csr_matrix, b: sp.csr_matrix, b_dense: np.ndarray | None) -> np.ndarray:
+    """``(a @ b).toarray()``, computed as sparse x dense when ``b_dense`` (``b`` as an array) is
+    given. Both accumulate each output cell over the non-zeros of ``a``'s row in the same order,
+    so the values are the same; sparse x dense skips building a nearly dense sparse result."""
+    if b_dense is None:
+        return (a @ b).toarray()
+    return np.asarray(a @ b_dense)
+
+
 def top_n_per_row(m: sp.csr_matrix, n: int, max_cells: int = 4_000_000) -> sp.csr_matrix:
     """Keep the ``n`` largest positive entries of every row (ties: lower column first).
 
@@ -617,10 +659,11 @@ class ItemKNN(Recommender):
             parts.append(_top_n_dense(c, self.neighbours))
         # sim[i, j]: similarity of item j to item i (row i holds i's neighbours)
         self.sim = sp.vstack(parts).tocsr() if parts else sp.csr_matrix((n, n))
+        self._sim_dense = _dense_if_small(self.sim, self.max_cells)
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         # score(u, j) = sum over bought items i of sim(i, j)
-        return (self.history(rows) @ self.sim).toarray()
+        return _sparse_times(self.history(rows), self.sim, self._sim_dense)
 
 
 @dataclass
@@ -741,10 +784,11 @@ class ContentBased(Recommender):
             raise ValueError("ContentBased needs an item x feature matrix with one row per item")
         self.f = _l2_rows(self.features.tocsr())
         self.ft = self.f.T.tocsr()
+        self._ft_dense = _dense_if_small(self.ft)
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
         prof = _l2_rows(self.history(rows) @ self.f)
-        sc = (prof @ self.ft).toarray()
+        sc = _sparse_times(prof, self.ft, self._ft_dense)
         if self.popularity_weight:
             sc *= ((self.pop + 1.0) / (self.pop.max() + 1.0)) ** self.popularity_weight
         return sc
@@ -811,12 +855,16 @@ class Hybrid(Recommender):
             raise ValueError("Hybrid needs fitted parts and one weight per part")
 
     def _score(self, rows: np.ndarray) -> np.ndarray:
-        total = 0.0
+        total = np.zeros((len(rows), self.inter.shape[1]))
         for m, w in zip(self.parts, self.weights):
+            # total += w * (s - lo) / span, in place (the same operations in the same order)
             s = m._score(rows)
             lo = s.min(1, keepdims=True)
             span = s.max(1, keepdims=True) - lo
-            total = total + w * (s - lo) / np.where(span > 0, span, 1.0)
+            scaled = np.subtract(s, lo)
+            np.multiply(w, scaled, out=scaled)
+            np.divide(scaled, np.where(span > 0, span, 1.0), out=scaled)
+            total += scaled
         return total
 
 
@@ -851,7 +899,8 @@ def recommend(model: Recommender, rows: np.ndarray, k: int, exclude_seen: bool =
     for s in range(0, len(rows), batch):
         r = rows[s:s + batch]
         sc = scores_fn(np.arange(s, s + len(r))) if scores_fn is not None else model.score(r)
-        sc = np.array(sc, dtype=float, copy=True)
+        # model.score returns a fresh array; a scores_fn may not, so its scores are copied
+        sc = np.array(sc, dtype=float, copy=scores_fn is not None)
         if exclude_seen and (r >= 0).any():
             h = model.history(r).tocoo()
             sc[h.row, h.col] = -np.inf
@@ -1101,25 +1150,42 @@ def write_top_n_csv(model: Recommender, customer_ids: Sequence[str], n: int, pat
 
     Same rows and columns as ``top_n_table(...)`` (plus constant ``extra`` columns, e.g. the
     model name), written with Arrow's CSV writer: memory stays bounded by one chunk however many
-    customers there are, and writing is several times faster than ``DataFrame.to_csv``. Returns
-    the number of rows written.
+    customers there are. Each chunk is assembled as an Arrow table straight from the item
+    positions (ids, product ids and names are converted to Arrow once and then taken by
+    position), which is several times faster than building a DataFrame per chunk and writing it
+    with ``DataFrame.to_csv``. Returns the number of rows written.
     """
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    ids = pd.Index(customer_ids)
+    ids_ = pd.Index(customer_ids)
+    rows = model.inter.rows(ids_)  # one look-up for every customer
+    keys = pa.array(np.asarray(ids_, dtype=object), from_pandas=True)
+    items = model.inter.items
+    prod = pa.array(np.asarray(items, dtype=object), from_pandas=True)
+    prod_names = None
+    if names is not None:
+        prod_names = pa.array(pd.Series(np.asarray(items, dtype=object)).map(names)
+                              .to_numpy(dtype=object), from_pandas=True)
     written = 0
     writer = None
     try:
-        for s in range(0, max(len(ids), 1), chunk):
-            part = top_n_table(model, ids[s:s + chunk], n, names, exclude_seen)
+        for s in range(0, max(len(ids_), 1), chunk):
+            r = recommend(model, rows[s:s + chunk], n, exclude_seen)
+            flat = r.ravel()
+            ok = np.flatnonzero(flat >= 0)
+            at = pa.array(flat[ok])
+            cols = {"customer_id": keys.slice(s, len(r)).take(pa.array(ok // max(n, 1))),
+                    "rank": pa.array(ok % max(n, 1) + 1, type=pa.int64()),
+                    "product_id": prod.take(at)}
+            if prod_names is not None:
+                cols["product_name"] = prod_names.take(at)
             for col, value in (extra or {}).items():
-                part[col] = value
-            table = pa.Table.from_pandas(part, preserve_index=False)
+                cols[col] = pa.array([value] * len(ok))
+            table = pa.table(cols)
             if writer is None:
                 writer = pacsv.CSVWriter(str(path), table.schema)
             writer.write_table(table)
-            written += len(part)
+            written += len(ok)
     finally:
         if writer is not None:
             writer.close()

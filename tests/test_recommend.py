@@ -175,6 +175,21 @@ def test_purchases_equal_the_pandas_join_and_stable_sort(dtype) -> None:
     pd.testing.assert_frame_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", "object"])
+def test_purchase_counts_equal_pandas_counts(dtype) -> None:
+    orders, lines = _random_shop(4, dtype)
+    p = rc.purchases(orders, lines)
+    c = rc.purchase_counts(p)
+    assert (c.lines, c.orders, c.customers) == (len(p), p["order_id"].nunique(),
+                                                p["customer_id"].nunique())
+    want = p.groupby("product_id")["customer_id"].nunique()
+    got = c.buyers_per_product
+    assert got.is_monotonic_decreasing
+    assert got.sort_index().to_dict() == want.sort_index().to_dict()
+    assert sorted(c.lines_per_order.tolist()) == sorted(p.groupby("order_id").size().tolist())
+    assert c.lines_per_order.sum() == len(p)
+
+
 def test_interaction_matrix_and_relevance_do_not_depend_on_the_id_dtype() -> None:
     orders, lines = _random_shop(2, "string[pyarrow]")
     p_arrow = rc.purchases(orders, lines)

@@ -62,6 +62,7 @@ from IPython.display import display
 
 import helpers as hb
 from helpers import recommend as rc
+from helpers.ids import isin
 
 ctx = hb.setup("05_recommendation", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, k=k, test_days=test_days, exclude_seen=exclude_seen,
@@ -121,15 +122,17 @@ if not HAS_PRODUCTS:
 # %%
 # NBVAL_CHECK_OUTPUT
 if HAS_PRODUCTS:
-    purch_all = rc.purchases(ds.orders, ds.order_lines)
-    purch = purch_all[purch_all["order_ts"] < END].reset_index(drop=True)
+    purch = rc.purchases(ds.orders, ds.order_lines)
+    if (purch["order_ts"] >= END).any():  # purchases after the analysis date are the future
+        purch = purch[purch["order_ts"] < END].reset_index(drop=True)
     names = (ds.products.drop_duplicates("product_id").set_index("product_id")["product_name"]
              if "product_name" in ds.products else pd.Series(dtype=str))
-    per_product = purch.groupby("product_id")["customer_id"].nunique().sort_values(ascending=False)
+    counts = rc.purchase_counts(purch)
+    per_product = counts.buyers_per_product  # distinct buyers per product, most bought first
     top1 = max(1, int(np.ceil(0.01 * len(per_product))))
-    lines_per_order = purch.groupby("order_id").size()
-    print(f"order lines:            {len(purch):,}")
-    print(f"orders / customers:     {purch['order_id'].nunique():,} / {purch['customer_id'].nunique():,}")
+    lines_per_order = counts.lines_per_order
+    print(f"order lines:            {counts.lines:,}")
+    print(f"orders / customers:     {counts.orders:,} / {counts.customers:,}")
     print(f"products bought:        {len(per_product):,}")
     print(f"products per order:     mean {lines_per_order.mean():.2f}, "
           f"{(lines_per_order > 1).mean():.0%} of orders have 2+")
@@ -554,9 +557,9 @@ else:
 # %%
 # NBVAL_CHECK_OUTPUT
 if CAN_RECOMMEND:
-    trained = purch[purch["order_ts"] < ev.split.cutoff]["customer_id"].unique()
-    buyers_test = set(ev.split.test["customer_id"].unique())
-    p0 = float(np.mean([c in buyers_test for c in trained])) if len(trained) else float("nan")
+    trained = ev.inter.users  # customers with purchases before the cut-off
+    p0 = (float(np.mean(isin(trained, ev.split.test["customer_id"]))) if len(trained)
+          else float("nan"))
     print(f"control conversion: {p0:.1%} of customers with history bought within "
           f"{test_days} days")
     for base, label in ((p0, "repeat purchase"), (0.03, "a 3% visit conversion")):
