@@ -658,11 +658,16 @@ def transition_matrix(orders: pd.DataFrame, *, from_date, to_date,
         raise ValueError("to_date must be after from_date")
     a = lifecycle_stages(orders, as_of=from_date, rules=rules, customers=customers)["stage"]
     b = lifecycle_stages(orders, as_of=to_date, rules=rules, customers=customers)["stage"]
-    rows = pd.Categorical(a.reindex(b.index).astype("object").fillna("not_yet"),
-                          categories=["not_yet", *STAGES])
-    m = pd.crosstab(pd.Series(rows, index=b.index, name="from"),
-                    pd.Series(b.to_numpy(), index=b.index, name="to"), dropna=False)
-    return m.reindex(index=["not_yet", *STAGES], columns=list(STAGES), fill_value=0)
+    # counts of (earlier stage, later stage) codes; customers unknown earlier are "not_yet" (0)
+    at = a.index.get_indexer(b.index)
+    a_codes = np.asarray(a.cat.codes, dtype=np.int64)
+    frm = np.where(at >= 0, a_codes[np.maximum(at, 0)] + 1, 0)  # a missing stage (-1): not_yet
+    to = np.asarray(b.cat.codes, dtype=np.int64)
+    n_s = len(STAGES)
+    counts = np.bincount(frm * n_s + to, minlength=(n_s + 1) * n_s).reshape(n_s + 1, n_s)
+    return pd.DataFrame(counts.astype(np.int64),
+                        index=pd.Index(["not_yet", *STAGES], dtype=object, name="from"),
+                        columns=pd.Index(list(STAGES), dtype=object, name="to"))
 
 
 STAGE_COLORS = {"not_yet": "#bdbdbd", "potential": "#9ecae1", "new": "#6baed6",
