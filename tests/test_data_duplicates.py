@@ -76,7 +76,7 @@ def test_equal_rows_hash_equal_and_distinct_rows_rarely_collide(frame):
 def test_a_hash_collision_never_marks_distinct_rows(frame, monkeypatch, collide):
     """With a hash that collides for every row (or for pairs of distinct rows), the exact
     confirmation still gives DataFrame.duplicated's answer."""
-    def bad_hash(df, columns):
+    def bad_hash(df, columns, h=None, start=0):
         if collide == "all":
             return np.zeros(len(df), dtype=np.uint64)
         return (np.arange(len(df)) // 2).astype(np.uint64)  # rows 0/1, 2/3, ... collide
@@ -106,3 +106,20 @@ def test_shared_marks_every_repeated_value():
     assert not _shared(np.arange(10, dtype=np.uint64)).any()
     assert not _shared(np.array([], dtype=np.uint64)).any()
     assert _shared(np.array([3, 3], dtype=np.uint64)).all()
+
+
+def test_candidates_from_a_subset_of_columns_are_confirmed_on_all(monkeypatch):
+    """Rows equal in the cheap columns (and first strings) but different in a later string
+    column are candidates only; the exact comparison keeps them apart."""
+    n = 4000
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({
+        "t": pd.to_datetime(rng.integers(0, 5, n), unit="s"),
+        "c": pd.array(rng.choice(["c1", "c2"], n), dtype=STRING),
+        "d": pd.array([f"d{i % 1999}" for i in range(n)], dtype=STRING),
+    })
+    monkeypatch.setattr(validate, "MAX_CANDIDATE_SHARE", 0.5)  # stop after few columns
+    for keep in ("first", False):
+        pd.testing.assert_series_equal(_duplicated(df, ["c", "d", "t"], keep=keep),
+                                       df.duplicated(keep=keep), check_names=False)
+    assert df.duplicated().any() and not df.duplicated(keep=False).all()

@@ -77,6 +77,8 @@ _STRING = pd.StringDtype("pyarrow")
 #: ``cancellation_id`` of set-aside cancellation lines (format ``lines``).
 ALLOWED_COLUMNS = frozenset({c for t in TABLES.values() for c in t.column_names}
                             | {"reason", "cancellation_id"})
+_DICTIONARY_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns
+                                if c.kind in ("category", "bool"))
 _SMALL_FRAMES = {"quality": ("table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"),
                  "issues": ("table", "column", "rule", "action", "n_rows", "examples"),
                  "missing": ("table", "column", "rows", "missing")}
@@ -340,7 +342,11 @@ def _write_frame(df: pd.DataFrame, path: Path, check_columns: bool) -> dict[str,
         extra = [c for c in df.columns if c not in ALLOWED_COLUMNS]
         if extra:
             raise ValueError(f"not a contract column: {extra}")
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=None), path)
+    # Parquet dictionary pages for codes (few distinct values) only: building a dictionary of
+    # ids or session keys costs writing time (a hash table per column chunk) and saves little
+    dictionary = [str(c) for c in df.columns if c in _DICTIONARY_COLUMNS]
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=None), path,
+                   use_dictionary=dictionary if check_columns else True)
     return {"rows": int(len(df)), "dtypes": {str(c): _dtype_tag(df[c].dtype) for c in df.columns}}
 
 

@@ -282,20 +282,34 @@ def _column_words(s: pd.Series) -> np.ndarray:
     return pd.factorize(s)[0].astype(np.uint64)
 
 
-def _row_hash(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+def _row_hash(df: pd.DataFrame, columns: Sequence[str], h: np.ndarray | None = None,
+              start: int = 0) -> np.ndarray:
     """A 64-bit hash per row of ``df[columns]``: rows equal in every column (as
     ``DataFrame.duplicated`` compares) always get the same hash; different rows almost always
     get different ones (a collision is possible, so equal hashes are only *candidates*).
     Built column by column (:func:`_column_words` folded in with the splitmix64 mixer), so only
-    the running hash and one column's words are in memory at a time."""
-    h = np.zeros(len(df), dtype=np.uint64)
-    for i, c in enumerate(columns):
+    the running hash and one column's words are in memory at a time. ``h``/``start``: continue
+    the hash ``h`` of the first ``start`` columns (modified in place)."""
+    if h is None:
+        h = np.zeros(len(df), dtype=np.uint64)
+    for i, c in enumerate(columns, start):
         w = _column_words(df[c])
         h += np.uint64((0x9E3779B97F4A7C15 * (i + 1)) % (1 << 64))  # column salt
         h ^= w
         del w
         _mix(h)
     return h
+
+
+def _cheap_to_hash(s: pd.Series) -> bool:
+    """Numbers, timestamps and booleans hash from their bits (no hash table)."""
+    dtype = s.dtype
+    return not isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "fiuMmb"
+
+
+#: The exact-duplicate check stops adding (costly) string columns to the row hash once at most
+#: this share of rows remain candidates; those are then compared exactly on every column.
+MAX_CANDIDATE_SHARE = 0.02
 
 
 def _shared(h: np.ndarray) -> np.ndarray:
@@ -317,8 +331,9 @@ def _duplicate_masks(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarr
     """``(df[columns].duplicated(keep=False), df[columns].duplicated(keep="first"))`` as boolean
     arrays, exactly.
 
-    Candidates are the rows whose 64-bit hash (:func:`_row_hash`) is shared with another row;
-    only they are compared exactly (:func:`_row_ids` on the candidate rows), so a hash
+    Candidates are the rows whose 64-bit hash (:func:`_row_hash`, of the columns needed to
+    leave at most :data:`MAX_CANDIDATE_SHARE` of the rows) is shared with another row; only they
+    are compared exactly (:func:`_row_ids` on the candidate rows), so a hash
     collision can never mark distinct rows as duplicates, and the exact comparison costs time
     in proportion to the (usually few) candidates instead of the table.
     """
@@ -330,9 +345,22 @@ def _duplicate_masks(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarr
             any_dup[:] = True
             later[1:] = True
         return any_dup, later
-    h = _row_hash(df, columns)
-    cand = np.flatnonzero(_shared(h))
+    # Equal rows are equal in any subset of the columns, so a subset's hash already gives
+    # candidates. Cheap columns first, then string columns one at a time until few rows are left
+    # (at 50M event rows, timestamp + customer usually suffice; every column of the candidates
+    # is compared exactly below).
+    cheap = [c for c in columns if _cheap_to_hash(df[c])]
+    order = cheap + [c for c in columns if c not in cheap]
+    done = max(len(cheap), 1)
+    h = _row_hash(df, order[:done])
+    shared = _shared(h)
+    while done < len(order) and shared.sum() > MAX_CANDIDATE_SHARE * n:
+        h = _row_hash(df, order[done:done + 1], h, done)
+        done += 1
+        shared = _shared(h)
     del h
+    cand = np.flatnonzero(shared)
+    del shared
     if len(cand):
         sub = df.iloc[cand][list(columns)] if len(cand) < n else df
         exact = pd.Series(_row_ids(sub, columns), copy=False)
