@@ -120,37 +120,40 @@ def test_chapter02_without_repeat_buyers_skips_clv_with_a_reason(tmp_path):
     assert m["n_active_customers"] is not None  # the stage rules still ran
 
 
-@pytest.mark.slow
-def test_chapter04_with_less_than_one_window_of_history_skips_the_design(tmp_path):
-    # 150 days of data; N = 90 puts the training cutoff at 2025-07-03, before the data start
-    data = write_orders_dataset(tmp_path / "short", regular_buyers("2025-08-01", ANALYSIS_DATE))
+def run_chapter04_ok(tmp_path: Path, folder: str, orders: pd.DataFrame
+                     ) -> tuple[dict, dict[str, str], str]:
+    """Run chapter 04 on an orders-only dataset; check that it finished without an error and
+    return its status entry, the skipped sections with their reasons, and the notebook text."""
+    data = write_orders_dataset(tmp_path / folder, orders)
     proc, status = run_chapter("04", data, tmp_path / "run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert status["status"] == "ok", status
-    reasons = skipped(status)
+    text = notebook_text(tmp_path / "run", status["stem"])
+    assert "ERROR" not in text and "Traceback" not in text
+    return status, skipped(status), text
+
+
+@pytest.mark.slow
+def test_chapter04_with_less_than_one_window_of_history_skips_the_design(tmp_path):
+    # 150 days of data; N = 90 puts the training cutoff at 2025-07-03, before the data start
+    status, reasons, text = run_chapter04_ok(tmp_path, "short",
+                                             regular_buyers("2025-08-01", ANALYSIS_DATE))
     for section in ("4. Features", "5. Models", "8. Other warning signals"):
         assert "less than one churn window" in reasons[section], section
     for section in ("7. Reasons", "9. Intervention", "11. Export"):
         assert "section 5 skipped" in reasons[section], section  # they build on the models
-    text = notebook_text(tmp_path / "run", status["stem"])
     assert "Section 4. Features skipped: the data start 2025-08-01" in text
-    assert "ERROR" not in text and "Traceback" not in text
     assert status["metrics"]["churn_rate"] is None and status["metrics"]["auc_best"] is None
 
 
 @pytest.mark.slow
 def test_chapter04_with_no_churners_skips_the_models_with_a_reason(tmp_path):
     # everyone orders every 20 days for two years: nobody is silent for a 90-day window
-    data = write_orders_dataset(tmp_path / "loyal", regular_buyers("2024-01-01", ANALYSIS_DATE))
-    proc, status = run_chapter("04", data, tmp_path / "run")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert status["status"] == "ok", status
-    reasons = skipped(status)
+    status, reasons, text = run_chapter04_ok(tmp_path, "loyal",
+                                             regular_buyers("2024-01-01", ANALYSIS_DATE))
     assert "too few churners" in reasons["5. Models"]
     assert "0 churners" in reasons["5. Models"]
     assert "4. Features" not in reasons  # features and labels were built
-    text = notebook_text(tmp_path / "run", status["stem"])
     assert "churn rate 0.0%" in text
-    assert "ERROR" not in text and "Traceback" not in text
     m = status["metrics"]
     assert m["churn_rate"] == 0.0 and m["best_model"] is None
