@@ -16,12 +16,18 @@ The *active base* at ``c`` are customers with at least one order in the ``lookba
 and including ``c`` — customers silent for longer are already lost and would only make the task
 look easy.
 
+Large tables: the orders and events are turned into integer customer codes once (numbered in
+the sorted order of the ids, so sorting codes sorts ids) and every cutoff reuses them; ids are
+looked up with :mod:`helpers.ids` (a missing id never matches).
+
 The module is organised as the chapter is:
 
 * windows and labels — :func:`churn_windows`, :func:`split_at`, :func:`churn_labels`,
   :func:`churn_rate_by_window`, :func:`inter_purchase_gaps`;
 * features — :func:`build_features` (RFM, trends, own rhythm, returns, discounts, funnel,
-  surveys, tenure, loyalty) and :data:`FEATURE_WORDS`;
+  surveys, tenure, loyalty) and :data:`FEATURE_WORDS`; :func:`encode_events` (the events
+  table's :data:`EVENT_COLUMNS` as integer codes, built once per chapter) and
+  :func:`visit_starts`;
 * models and evaluation — :func:`rfm_segments` + :class:`SegmentRule` (baseline),
   :func:`bgnbd_churn`, :func:`make_models`, :func:`fit_churn_models`, :func:`auc`,
   :func:`bootstrap_auc_ci`, :func:`evaluate_scores`, :func:`gains_table`,
@@ -1183,7 +1189,8 @@ def qini_coefficient(curve: pd.DataFrame) -> float:
 
 
 __all__ = [
-    "ACTION_RULES", "ChurnModels", "FEATURE_WORDS", "SegmentRule", "Windows", "active_base",
+    "ACTION_RULES", "ChurnModels", "EVENT_COLUMNS", "EventCodes", "FEATURE_WORDS",
+    "SegmentRule", "Windows", "active_base",
     "activity_drop_flags", "auc", "bgnbd_churn", "bootstrap_auc_ci", "build_features",
     "calibration_table", "churn_labels", "churn_rate_by_window", "churn_windows",
     "customer_value", "evaluate_scores", "expected_retained_margin", "fit_churn_models",
@@ -1191,4 +1198,5 @@ __all__ = [
     "oracle_churn_probability", "qini_coefficient", "qini_curve", "reason_codes",
     "recommend_action", "rfm_segments", "risk_value_matrix", "select_budget", "split_at",
     "t_learner_uplift", "time_to_next_purchase", "top_share_stats", "value_band",
+    "encode_events", "visit_starts",
 ]
