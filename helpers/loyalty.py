@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import stats as st
+from helpers.ids import isin
 
 TIER_ORDER = ("silver", "gold", "black")
 DAY = pd.Timedelta(days=1)
@@ -141,7 +142,7 @@ def customer_segments(orders: pd.DataFrame, loyalty: pd.DataFrame | None, at: pd
         t["segment"] = t["tier"].astype(str)
         t["member"] = False
     else:
-        t["member"] = t.index.isin(mem)
+        t["member"] = isin(t.index, mem)
         t["segment"] = np.where(t["member"], "member-" + t["tier"].astype(str), "non-member")
     return t
 
@@ -254,7 +255,7 @@ def nps_retention(surveys: pd.DataFrame, orders: pd.DataFrame, start: pd.Timesta
     o = orders[["customer_id", "order_ts"]].merge(s[["customer_id", "survey_ts"]], on="customer_id")
     after = o[(o["order_ts"] > o["survey_ts"])
               & (o["order_ts"] <= o["survey_ts"] + pd.Timedelta(days=horizon_days))]
-    s = s.assign(retained=s["customer_id"].isin(after["customer_id"]), group=nps_group(s["nps"]))
+    s = s.assign(retained=isin(s["customer_id"], after["customer_id"]), group=nps_group(s["nps"]))
     rows = []
     for grp in ("detractor", "passive", "promoter"):
         g = s[s["group"] == grp]
@@ -283,7 +284,7 @@ def naive_comparison(orders: pd.DataFrame, loyalty: pd.DataFrame, start: pd.Time
     mem = base.intersection(members_at(loyalty, start))
     y = spend_between(orders, start, end, base)
     n = orders_between(orders, start, end, base)
-    grp = pd.Series(np.where(base.isin(mem), "member", "non-member"), index=base)
+    grp = pd.Series(np.where(isin(base, mem), "member", "non-member"), index=base)
     df = pd.DataFrame({"group": grp, "spend": y, "buyer": n > 0})
     out = df.groupby("group").agg(customers=("spend", "size"), spend_per_customer=("spend", "mean"),
                                   buyer_rate=("buyer", "mean"))
@@ -307,7 +308,7 @@ def pre_program_comparison(orders: pd.DataFrame, loyalty: pd.DataFrame, launch: 
                                "customer_id"].unique())
     if exclude is not None:
         base = base.difference(exclude)
-    later = base.isin(members_at(loyalty, joined_by))
+    later = isin(base, members_at(loyalty, joined_by))
     y = spend_between(orders, start, launch, base)
     n = orders_between(orders, start, launch, base)
     df = pd.DataFrame({"group": np.where(later, "future member", "never member (by then)"),
@@ -455,18 +456,18 @@ def enrolment_event_frame(orders: pd.DataFrame, loyalty: pd.DataFrame,
         raise ValueError(f"controls must be 'not_yet' or 'never'; got {controls!r}")
     o = orders[["customer_id", "order_ts", "amount"]]
     if exclude is not None:
-        o = o[~o["customer_id"].isin(exclude)]
+        o = o[~isin(o["customer_id"], exclude)]
     enrol = loyalty.drop_duplicates("customer_id").set_index("customer_id")["enrolled_at"]
     in_range = (o["order_ts"] >= first_event) & (o["order_ts"] < last_event)
     tr = enrol[(enrol >= first_event) & (enrol < last_event)]
-    tr = tr[tr.index.isin(o["customer_id"])]
+    tr = tr[isin(tr.index, o["customer_id"])]
     cand = o[in_range].copy()
     enr = cand["customer_id"].map(enrol)
     if controls == "not_yet":  # a purchase made while not a member (the enrolling order excluded)
         ok = enr.isna() | (cand["order_ts"] < enr - DAY)
     else:
         ok = enr.isna() | (enr > cand["order_ts"] + pd.Timedelta(days=post_days))
-        ok &= ~cand["customer_id"].isin(tr.index)
+        ok &= ~isin(cand["customer_id"], tr.index)
     cand = cand[ok]
     rng = np.random.default_rng(seed)
     cand = cand.assign(_u=rng.random(len(cand))).sort_values(["customer_id", "_u"])

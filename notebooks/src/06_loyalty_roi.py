@@ -69,6 +69,7 @@ from IPython.display import display
 import helpers as hb
 from helpers import loyalty as lo
 from helpers import stats as st
+from helpers.ids import isin
 
 ctx = hb.setup("06_loyalty_roi", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, experiment_id=experiment_id, pre_days=pre_days,
@@ -97,7 +98,8 @@ if not 0 <= redemption_rate <= 1 or not 0 <= member_discount < 1:
     raise ValueError("redemption_rate must be in [0, 1] and member_discount in [0, 1)")
 END = ctx.analysis_date + pd.Timedelta(days=1)  # exclusive end: the analysis day is included
 CUR = ds.currency
-orders = ds.orders[ds.orders["order_ts"] < END].copy()
+# the three order columns this chapter uses (a smaller copy than the whole table)
+orders = ds.orders.loc[ds.orders["order_ts"] < END, ["customer_id", "order_ts", "amount"]]
 DATA_START = orders["order_ts"].min().normalize()
 REF = ctx.analysis_date + pd.Timedelta(days=1) - pd.Timedelta(days=horizon_days)  # look-back date
 loyalty = ds.loyalty if ds.has("loyalty") else None
@@ -304,7 +306,7 @@ if naive_value is not None and ds.truth is not None:
     _base = pd.Index(
         orders.loc[orders["order_ts"] < W_START, "customer_id"].unique()).difference(
         exp_ids if exp_ids is not None else pd.Index([]))
-    _mem = _base.isin(lo.members_at(loyalty, W_START))
+    _mem = isin(_base, lo.members_at(loyalty, W_START))
     mix = pd.crosstab(_pers.reindex(_base).to_numpy(),
                       np.where(_mem, "members", "non-members"), normalize="columns")
     mix.index.name = "persona (truth)"
