@@ -301,39 +301,42 @@ def _row_hash(df: pd.DataFrame, columns: Sequence[str], h: np.ndarray | None = N
     return h
 
 
-def _cheap_to_hash(s: pd.Series) -> bool:
-    """Numbers, timestamps and booleans hash from their bits (no hash table)."""
-    dtype = s.dtype
-    return not isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "fiuMmb"
-
-
-#: The exact-duplicate check stops adding (costly) string columns to the row hash once at most
-#: this share of rows remain candidates; those are then compared exactly on every column.
-MAX_CANDIDATE_SHARE = 0.02
-
-
 def _shared(h: np.ndarray) -> np.ndarray:
-    """Boolean mask of the elements of ``h`` (``uint64``) that occur more than once: the values
-    repeated in a sorted copy, then one lookup of every element among those (few) values.
-    Several times faster than a hash table over all elements (``Series.duplicated``), which
-    misses the CPU caches at tens of millions of rows."""
-    if len(h) < 2:
-        return np.zeros(len(h), dtype=bool)
+    """Boolean mask of the elements of ``h`` (``uint64``) that occur more than once, by sorting
+    (a hash table over tens of millions of elements, as in ``Series.duplicated``, misses the CPU
+    caches and is several times slower). When few values repeat, the repeated values are read
+    off a sorted copy and every element is looked up among them; otherwise the sort order
+    (``argsort``) marks the repeated runs directly."""
+    n = len(h)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
     srt = np.sort(h)
-    repeated = srt[1:][srt[1:] == srt[:-1]]
+    repeated = np.unique(srt[1:][srt[1:] == srt[:-1]])
     del srt
     if not len(repeated):
-        return np.zeros(len(h), dtype=bool)
-    return pd.Series(h, copy=False).isin(np.unique(repeated)).to_numpy()
+        return np.zeros(n, dtype=bool)
+    if len(repeated) <= n // 64:
+        return pd.Series(h, copy=False).isin(repeated).to_numpy()
+    del repeated
+    order = np.argsort(h)
+    srt = h[order]
+    same = srt[1:] == srt[:-1]
+    del srt
+    in_run = np.zeros(n, dtype=bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    del same
+    out = np.empty(n, dtype=bool)
+    out[order] = in_run
+    return out
 
 
 def _duplicate_masks(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(df[columns].duplicated(keep=False), df[columns].duplicated(keep="first"))`` as boolean
     arrays, exactly.
 
-    Candidates are the rows whose 64-bit hash (:func:`_row_hash`, of the columns needed to
-    leave at most :data:`MAX_CANDIDATE_SHARE` of the rows) is shared with another row; only they
-    are compared exactly (:func:`_row_ids` on the candidate rows), so a hash
+    Candidates are the rows whose 64-bit hash (:func:`_row_hash`) is shared with another row;
+    only they are compared exactly (:func:`_row_ids` on the candidate rows), so a hash
     collision can never mark distinct rows as duplicates, and the exact comparison costs time
     in proportion to the (usually few) candidates instead of the table.
     """
@@ -345,19 +348,8 @@ def _duplicate_masks(df: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarr
             any_dup[:] = True
             later[1:] = True
         return any_dup, later
-    # Equal rows are equal in any subset of the columns, so a subset's hash already gives
-    # candidates. Cheap columns first, then string columns one at a time until few rows are left
-    # (at 50M event rows, timestamp + customer usually suffice; every column of the candidates
-    # is compared exactly below).
-    cheap = [c for c in columns if _cheap_to_hash(df[c])]
-    order = cheap + [c for c in columns if c not in cheap]
-    done = max(len(cheap), 1)
-    h = _row_hash(df, order[:done])
+    h = _row_hash(df, columns)
     shared = _shared(h)
-    while done < len(order) and shared.sum() > MAX_CANDIDATE_SHARE * n:
-        h = _row_hash(df, order[done:done + 1], h, done)
-        done += 1
-        shared = _shared(h)
     del h
     cand = np.flatnonzero(shared)
     del shared
