@@ -688,9 +688,37 @@ def rfm_segments(orders: pd.DataFrame, cutoff: str | pd.Timestamp, customers: pd
     """
     from helpers import rfm
 
-    table = rfm.rfm_table(orders, returns, analysis_date=pd.Timestamp(cutoff).normalize())
+    # the same table on integer codes (customers numbered in sorted order, order ids by first
+    # appearance): scores depend on values only, so the segments are the same, without string
+    # grouping over every order at each cutoff
+    enc = _order_codes(orders)
+    keep = enc.cust >= 0
+    oid = _memo("order_ids", orders, _encode_order_ids).codes
+    coded = pd.DataFrame({"order_id": oid[keep], "customer_id": enc.cust[keep],
+                          "order_ts": orders["order_ts"].array[keep],
+                          "amount": orders["amount"].array[keep]})
+    coded_r = None
+    if returns is not None and len(returns):
+        coded_r = pd.DataFrame({"customer_id": positions(returns["customer_id"], enc.lookup),
+                                "return_ts": returns["return_ts"].array,
+                                "amount": returns["amount"].array})
+    table = rfm.rfm_table(coded, coded_r, analysis_date=pd.Timestamp(cutoff).normalize())
+    del coded, coded_r
     seg = rfm.assign_segments(rfm.score_rfm(table))
-    return seg.reindex(pd.Index(customers, name="customer_id"))
+    ids = pd.Index(customers, name="customer_id")
+    return pd.Series(seg.reindex(positions(ids, enc.lookup)).array, index=ids, name=seg.name)
+
+
+@dataclass(frozen=True)
+class _OrderIds:
+    codes: np.ndarray  # float: the order id's code, NaN when missing (so nunique skips it)
+    n_rows: int
+
+
+def _encode_order_ids(orders: pd.DataFrame) -> _OrderIds:
+    codes = pd.factorize(orders["order_id"])[0].astype(float)
+    codes[codes < 0] = np.nan
+    return _OrderIds(codes=codes, n_rows=len(codes))
 
 
 class SegmentRule:

@@ -550,3 +550,20 @@ def test_bgnbd_fit_on_a_sample_scores_everyone_and_stays_close(synthetic):
     for k in ("r", "alpha", "a", "b"):
         assert p_part[k] == pytest.approx(p_full[k], rel=0.35), k
     assert np.corrcoef(part["p_no_purchase"], full["p_no_purchase"])[0, 1] > 0.98
+
+
+def test_rfm_segments_on_codes_equal_chapter_03_on_ids():
+    from helpers import rfm
+
+    o, _ = _random_shop(seed=7)
+    ret = pd.DataFrame({"customer_id": pd.array(["c05", "c05", "nobody", None, "c11"],
+                                                dtype="string[pyarrow]"),
+                        "return_ts": pd.to_datetime(["2025-03-01", "2025-07-01", "2025-04-01",
+                                                     "2025-04-02", "2025-05-05"]),
+                        "amount": [30.0, 500.0, 20.0, 10.0, 5.0]})
+    ids = pd.Index(["c11", "c05", "zz-unknown", "c33"], name="customer_id")
+    got = ch.rfm_segments(o, "2025-08-31", ids, ret)
+    table = rfm.rfm_table(o, ret, analysis_date=TS("2025-08-31"))
+    want = rfm.assign_segments(rfm.score_rfm(table)).reindex(ids)
+    pd.testing.assert_series_equal(got, want)
+    assert got.isna().tolist() == [False, False, True, False]
