@@ -90,6 +90,12 @@ def _sorted_unique(values, name: str | None = None) -> pd.Index:
     return pd.Index(u, name=name, dtype=object)
 
 
+def _unique_sorted(keys: np.ndarray) -> np.ndarray:
+    """``np.unique(keys)`` for integer keys by one sort (faster than its hash path here)."""
+    k = np.sort(np.asarray(keys, dtype=np.int64))
+    return k[np.concatenate([[True], k[1:] != k[:-1]])] if len(k) else k
+
+
 def _positions(values, index: pd.Index) -> np.ndarray:
     """Position of each value in ``index`` (``-1`` if absent): ``index.get_indexer(values)`` for
     a unique index, via :func:`helpers.ids.positions` (Arrow) for string ids."""
@@ -158,7 +164,7 @@ def purchase_counts(purch: pd.DataFrame) -> PurchaseCounts:
     prod, items = _sorted_codes(purch["product_id"], "product_id")
     order, order_ids = _sorted_codes(purch["order_id"])
     n_cust = np.int64(max(len(cust_ids), 1))
-    pairs = np.unique(prod * n_cust + cust)
+    pairs = _unique_sorted(prod * n_cust + cust)
     buyers = np.bincount(pairs // n_cust, minlength=len(items)).astype(np.int64)
     per_product = pd.Series(buyers, index=items, name="customer_id").sort_values(
         ascending=False, kind="stable")
@@ -261,7 +267,7 @@ def relevance_lists(test: pd.DataFrame, inter: Interactions, customer_ids: Seque
         code, pos = code[~seen], pos[~seen]
     # one entry per (customer, product), grouped by customer without a Python-level groupby
     base = np.int64(pos.max() + 1 if len(pos) else 1)
-    key = np.unique(code * base + pos)
+    key = _unique_sorted(code * base + pos)
     code, pos = key // base, key % base
     bounds = np.searchsorted(code, np.arange(len(want) + 1))
     return [pos[bounds[i]:bounds[i + 1]] for i in range(len(want))]
