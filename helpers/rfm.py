@@ -38,6 +38,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from helpers.ids import isin
+
 __all__ = [
     "AXES", "DEFAULT_THRESHOLDS", "PLAYBOOK", "SEGMENT_MAP", "TIER_BENEFITS", "assign_segments",
     "check_segment_map", "explained_share", "kmeans_rfm", "member_tiers", "migration_matrix",
@@ -138,7 +140,8 @@ def rfm_table(orders: pd.DataFrame, returns: pd.DataFrame | None = None, *,
     if returns is not None and len(returns):
         r = returns[returns["return_ts"] < stop]
         refunds = r.groupby("customer_id", sort=True, observed=True)["amount"].sum()
-        only_returns = sorted(set(refunds.index) - set(out.index))
+        # customers with refunds but no order (one Arrow look-up, no Python set of all ids)
+        only_returns = sorted(refunds.index[~isin(refunds.index, out.index)].tolist())
         out["returns"] = refunds.reindex(out.index).fillna(0.0).astype(float)
     out["monetary"] = (out["gross"] - out["returns"]).clip(lower=0.0).astype(float)
     out = out[cols]

@@ -67,7 +67,7 @@ def test_rfm_table_id_dtypes_do_not_matter(orders, returns):
     """Categorical or pyarrow-string ids give the same table (no rows for unseen categories)."""
     base = rfm.rfm_table(orders, returns, analysis_date=DAY)
     ids = sorted(set(orders["customer_id"]) | set(returns["customer_id"]) | {"Z"})
-    for dtype in (pd.CategoricalDtype(ids), "string"):
+    for dtype in (pd.CategoricalDtype(ids), "string", "string[pyarrow]"):
         o = orders.astype({"customer_id": dtype})
         r = returns.astype({"customer_id": dtype})
         t = rfm.rfm_table(o, r, analysis_date=DAY)

@@ -55,6 +55,7 @@ from IPython.display import display
 
 import helpers as hb
 from helpers import rfm
+from helpers.ids import isin
 
 ctx = hb.setup("03_rfm_segments", dataset=dataset, analysis_date=analysis_date, seed=seed,
                export_dir=export_dir, same_day=same_day, score_method=score_method,
@@ -460,7 +461,7 @@ if not have_early:
     valid = None
 else:
     next_orders = orders_all[orders_all["order_ts"] >= T_EARLY + pd.Timedelta(days=1)]
-    bought_again = rfm_early.index.isin(next_orders["customer_id"].unique())
+    bought_again = isin(rfm_early.index, next_orders["customer_id"])
     valid = pd.DataFrame({"segment": segments_early.astype(str),
                           "repurchased": bought_again,
                           "future_spend": window_spend.reindex(rfm_early.index).fillna(0.0)},
