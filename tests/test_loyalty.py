@@ -152,6 +152,31 @@ def test_enrolment_event_frame_windows_hand_computed():
     assert list(g.index) == ["m:m", "n:c"]
 
 
+def test_membership_lookups_do_not_depend_on_the_id_dtype():
+    """Arrow-backed ids (as loaded) give the same comparisons and event frame as plain strings,
+    including the exclusion of randomized customers."""
+    lyl = pd.DataFrame({"customer_id": ["m1", "m2", "x"], "enrolled_at": pd.to_datetime(
+        ["2024-09-01", "2024-09-20", "2024-09-05"]), "tier": ["gold", "silver", "gold"]})
+    o = _orders([("m1", "2024-06-01", 10), ("m1", "2024-09-01", 300), ("m1", "2024-12-01", 50),
+                 ("m2", "2024-07-01", 5), ("m2", "2024-09-20", 100), ("n1", "2024-08-01", 20),
+                 ("n1", "2024-11-01", 30), ("x", "2024-08-01", 1), ("x", "2024-09-05", 1000)])
+    res = []
+    for dtype in (object, "string[pyarrow]"):
+        oo = o.astype({"customer_id": dtype})
+        ll = lyl.astype({"customer_id": dtype})
+        excl = pd.Index(["x"], dtype=dtype)
+        res.append((lo.naive_comparison(oo, ll, T("2024-10-01"), T("2025-01-01"), exclude=excl),
+                    lo.enrolment_event_frame(oo, ll, excl, T("2024-08-15"), T("2024-10-01"),
+                                             seed=0),
+                    lo.customer_segments(oo, ll, T("2024-10-01"), 50.0, 200.0)))
+    (n_a, f_a, s_a), (n_b, f_b, s_b) = res
+    pd.testing.assert_frame_equal(n_a, n_b)
+    assert "x" not in set(f_a["customer_id"]) and list(f_a.index) == list(f_b.index)
+    pd.testing.assert_frame_equal(f_a.drop(columns="customer_id"), f_b.drop(columns="customer_id"),
+                                  check_index_type=False)
+    assert s_a["member"].tolist() == s_b["member"].tolist() == [True, True, False, True]
+
+
 # ---------------------------------------------------------------- ROI
 def test_roi_breakdown_hand_computed():
     inp = lo.ROIInputs(incremental_spend=100, member_spend=1000, gross_margin=0.4,
