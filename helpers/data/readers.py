@@ -73,8 +73,21 @@ def _read_parquet(src: SourceSpec, columns: list[str] | None) -> pd.DataFrame:
     pf = pq.ParquetFile(src.file)
     names = pf.schema_arrow.names
     wanted = [c for c in columns if c in names] if columns is not None else None
-    table = pf.read(columns=wanted)
-    return table.to_pandas(types_mapper=_types_mapper)
+    if pf.num_row_groups < 2:
+        return pf.read(columns=wanted).to_pandas(types_mapper=_types_mapper)
+    # Row group by row group, strings cast at once to the large_string pandas keeps (the cast
+    # of a whole table would hold both copies), then converted column by column, each Arrow
+    # column released once converted (self_destruct): the peak is the frame plus one row group.
+    parts = []
+    for i in range(pf.num_row_groups):
+        part = pf.read_row_group(i, columns=wanted)
+        large = pa.schema([f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+                           for f in part.schema], metadata=part.schema.metadata)
+        parts.append(part.cast(large))
+        del part
+    table = pa.concat_tables(parts)
+    del parts
+    return table.to_pandas(types_mapper=_types_mapper, self_destruct=True, split_blocks=True)
 
 
 def _read_csv(src: SourceSpec) -> pd.DataFrame:
