@@ -93,8 +93,9 @@ class EventCodes:
     """The behaviour events as integer arrays (see :func:`encode_events`).
 
     ``customers[cust[i]]`` is the customer of event ``i`` (``cust`` = -1 when missing);
-    ``ts`` the event time in int64 nanoseconds; ``etype`` a code of ``type_code`` (-1 =
-    missing); ``session`` a session code (-1 = missing), None without ``session_id``.
+    ``ts`` the event time in int64 nanoseconds; ``etype`` 1 for a view, 2 for an add-to-cart,
+    0 for any other or a missing type (``type_code`` names the codes); ``session`` a session
+    code (-1 = missing), None without ``session_id``.
     """
 
     customers: np.ndarray
@@ -127,15 +128,17 @@ def encode_events(events: pd.DataFrame) -> EventCodes:
                          f"{list(events.columns)}")
     cust, customers = _sorted_codes(events["customer_id"])
     ts = events["event_ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    etype, types = pd.factorize(events["event_type"])
+    # only views and add-to-cart are counted: two comparisons instead of hashing every type
+    etype = np.zeros(len(events), dtype=np.int8)
+    for code, name in ((1, "view"), (2, "cart")):
+        etype[events["event_type"].eq(name).fillna(False).to_numpy(dtype=bool)] = code
     session, n_sessions = None, 0
     if "session_id" in events.columns:
         session, sess_uniq = pd.factorize(events["session_id"])
         n_sessions = len(sess_uniq)
         session = session.astype(np.int32 if n_sessions < 2**31 - 1 else np.int64)
     return EventCodes(customers=customers, cust=cust.astype(np.int32), ts=ts,
-                      etype=etype.astype(np.int8 if len(types) < 127 else np.int32),
-                      type_code={str(v): i for i, v in enumerate(types)},
+                      etype=etype, type_code={"view": 1, "cart": 2},
                       session=session, n_sessions=n_sessions,
                       lookup=_lookup_values(customers))
 
@@ -153,18 +156,44 @@ def visit_starts(events: pd.DataFrame | EventCodes) -> pd.DataFrame:
     "session_id"])`` keeps; missing values count as one value). Without ``session_id`` every
     distinct (customer, time) is a visit."""
     enc = _event_codes(events)
-    second = enc.session if enc.session is not None else enc.ts
-    if enc.session is not None:
-        width = enc.n_sessions + 1
-        key = (enc.cust.astype(np.int64) + 1) * width + (second.astype(np.int64) + 1)
-    else:  # (customer, time) pairs: factorize the times first to keep the key small
-        tcode, tuniq = pd.factorize(enc.ts)
-        key = (enc.cust.astype(np.int64) + 1) * (len(tuniq) + 1) + tcode
-    first = np.flatnonzero(~pd.Series(key, copy=False).duplicated().to_numpy())
-    del key
+    first = _session_starts(enc) if enc.session is not None else None
+    if first is None:
+        if enc.session is not None:
+            width = enc.n_sessions + 1
+            key = (enc.cust.astype(np.int64) + 1) * width + (enc.session.astype(np.int64) + 1)
+        else:  # (customer, time) pairs: factorize the times first to keep the key small
+            tcode, tuniq = pd.factorize(enc.ts)
+            key = (enc.cust.astype(np.int64) + 1) * (len(tuniq) + 1) + tcode
+        first = np.flatnonzero(~pd.Series(key, copy=False).duplicated().to_numpy())
+        del key
     cust = enc.cust[first]
     return pd.DataFrame({"customer_id": _take_ids(enc.customers, cust),
                          "event_ts": enc.ts[first].view("datetime64[ns]")})
+
+
+def _session_starts(enc: EventCodes) -> np.ndarray | None:
+    """Rows of :func:`visit_starts` without hashing, when every session id belongs to one
+    customer (the usual case; None otherwise): session codes are numbered in order of first
+    appearance, so a row starts a visit when its code exceeds every earlier code; rows without
+    a session id start a visit at the first such row of each customer."""
+    sess = enc.session
+    assert sess is not None
+    has = sess >= 0
+    seen = np.maximum.accumulate(sess)
+    new = np.empty(len(sess), dtype=bool)
+    if len(sess):
+        new[0] = sess[0] >= 0
+        new[1:] = sess[1:] > seen[:-1]
+    del seen
+    start = np.flatnonzero(new)  # start[code] = first row of session `code`
+    del new
+    if not np.array_equal(enc.cust[has], enc.cust[start][sess[has]]):
+        return None  # a session id shared by customers: pairs need the general path
+    no_sess = np.flatnonzero(~has)
+    if len(no_sess):
+        firsts = ~pd.Series(enc.cust[no_sess], copy=False).duplicated().to_numpy()
+        start = np.sort(np.concatenate([start, no_sess[firsts]]))
+    return start
 
 
 def _take_ids(customers: np.ndarray, codes: np.ndarray) -> pd.Series | np.ndarray:

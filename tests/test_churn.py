@@ -567,3 +567,29 @@ def test_rfm_segments_on_codes_equal_chapter_03_on_ids():
     want = rfm.assign_segments(rfm.score_rfm(table)).reindex(ids)
     pd.testing.assert_series_equal(got, want)
     assert got.isna().tolist() == [False, False, True, False]
+
+
+def test_visit_starts_fast_path_when_each_session_has_one_customer():
+    rng = np.random.default_rng(11)
+    n = 4000
+    owner = np.array([f"c{i % 37:02d}" for i in range(300)], dtype=object)  # session -> customer
+    s = rng.integers(0, 300, n)
+    sess = np.array([f"s{i}" for i in s], dtype=object)
+    cust = owner[s].copy()
+    sess[rng.random(n) < 0.05] = None  # rows without a session: one visit per customer
+    ev = pd.DataFrame({"customer_id": pd.array(cust, dtype="string[pyarrow]"),
+                       "event_ts": pd.to_datetime(TS("2025-01-01").value
+                                                  + rng.integers(0, 10**15, n)),
+                       "event_type": "view",
+                       "session_id": pd.array(sess, dtype="string[pyarrow]")})
+    enc = ch.encode_events(ev)
+    assert ch._session_starts(enc) is not None  # the hash-free path applies here
+    want = ev.drop_duplicates(["customer_id", "session_id"])[["customer_id", "event_ts"]]
+    pd.testing.assert_frame_equal(ch.visit_starts(enc), want.reset_index(drop=True),
+                                  check_dtype=False)
+    ev.loc[5, "customer_id"] = "someone else"  # a session shared by two customers
+    enc2 = ch.encode_events(ev)
+    assert ch._session_starts(enc2) is None
+    want2 = ev.drop_duplicates(["customer_id", "session_id"])[["customer_id", "event_ts"]]
+    pd.testing.assert_frame_equal(ch.visit_starts(enc2), want2.reset_index(drop=True),
+                                  check_dtype=False)
