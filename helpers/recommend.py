@@ -64,9 +64,12 @@ def _arrow_ids(values) -> pa.Array | None:
     return arr if arr.null_count == 0 else None
 
 
-def _sorted_codes(values, name: str | None = None) -> tuple[np.ndarray, pd.Index]:
+def _sorted_codes(values, name: str | None = None, uniques: bool = True
+                  ) -> tuple[np.ndarray, pd.Index | None]:
     """``(codes, uniques)``: the distinct values in ascending order (an object ``Index``, as
-    ``pd.Index(np.sort(series.unique()))`` gives) and each value's position in them."""
+    ``pd.Index(np.sort(series.unique()))`` gives) and each value's position in them. With
+    ``uniques=False`` only the codes are needed and the distinct values are not built
+    (``None``; for strings this skips making millions of Python strings)."""
     arr = _arrow_ids(values)
     if arr is None:
         uniq = pd.Index(np.sort(pd.Series(values).unique()), name=name)
@@ -76,6 +79,8 @@ def _sorted_codes(values, name: str | None = None) -> tuple[np.ndarray, pd.Index
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(arr) else np.zeros(0, np.int64)
+    if not uniques:
+        return codes, None
     uniq = enc.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
     return codes, pd.Index(uniq, name=name, dtype=object)
 
@@ -130,8 +135,8 @@ def purchases(orders: pd.DataFrame, order_lines: pd.DataFrame) -> pd.DataFrame:
     pos = ids.positions(lines["order_id"], orders["order_id"])
     keep = np.flatnonzero(pos >= 0)
     opos = pos[keep]
-    order_rank, _ = _sorted_codes(orders["order_id"])
-    prod_rank, _ = _sorted_codes(lines["product_id"])
+    order_rank, _ = _sorted_codes(orders["order_id"], uniques=False)
+    prod_rank, _ = _sorted_codes(lines["product_id"], uniques=False)
     t = np.asarray(pd.DatetimeIndex(ts).asi8)[opos]
     perm = np.lexsort((prod_rank[keep], order_rank[opos], t))
     src_line, src_order = keep[perm], opos[perm]
@@ -160,16 +165,17 @@ def purchase_counts(purch: pd.DataFrame) -> PurchaseCounts:
     """Order lines, orders, customers, distinct buyers per product and lines per order of a
     :func:`purchases` table, counted on integer codes (the same numbers as ``nunique`` and
     ``groupby(...).size()`` on the id columns, without hashing millions of strings in pandas)."""
-    cust, cust_ids = _sorted_codes(purch["customer_id"])
+    cust, _ = _sorted_codes(purch["customer_id"], uniques=False)
     prod, items = _sorted_codes(purch["product_id"], "product_id")
-    order, order_ids = _sorted_codes(purch["order_id"])
-    n_cust = np.int64(max(len(cust_ids), 1))
-    pairs = _unique_sorted(prod * n_cust + cust)
-    buyers = np.bincount(pairs // n_cust, minlength=len(items)).astype(np.int64)
+    order, _ = _sorted_codes(purch["order_id"], uniques=False)
+    n_cust = int(cust.max()) + 1 if len(cust) else 0
+    n_orders = int(order.max()) + 1 if len(order) else 0
+    pairs = _unique_sorted(prod * np.int64(max(n_cust, 1)) + cust)
+    buyers = np.bincount(pairs // max(n_cust, 1), minlength=len(items)).astype(np.int64)
     per_product = pd.Series(buyers, index=items, name="customer_id").sort_values(
         ascending=False, kind="stable")
-    return PurchaseCounts(len(purch), len(order_ids), len(cust_ids), per_product,
-                          np.bincount(order, minlength=len(order_ids)).astype(np.int64))
+    return PurchaseCounts(len(purch), n_orders, n_cust, per_product,
+                          np.bincount(order, minlength=n_orders).astype(np.int64))
 
 
 @dataclass(frozen=True)
