@@ -234,14 +234,19 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _NAN_BITS = np.uint64(0x7FF8000000000000)
 
 
+_MIX_BLOCK = 1 << 20
+
+
 def _mix(h: np.ndarray) -> None:
     """The splitmix64 finalizer, in place on a ``uint64`` array (a bijection that spreads every
-    input bit over the whole word)."""
-    h ^= h >> np.uint64(30)
-    h *= _MIX1
-    h ^= h >> np.uint64(27)
-    h *= _MIX2
-    h ^= h >> np.uint64(31)
+    input bit over the whole word); block by block, so the shifted temporaries stay small."""
+    for start in range(0, len(h), _MIX_BLOCK):
+        b = h[start:start + _MIX_BLOCK]
+        b ^= b >> np.uint64(30)
+        b *= _MIX1
+        b ^= b >> np.uint64(27)
+        b *= _MIX2
+        b ^= b >> np.uint64(31)
 
 
 def _column_words(s: pd.Series) -> np.ndarray:
@@ -311,17 +316,15 @@ def _shared(h: np.ndarray) -> np.ndarray:
     if n < 2:
         return np.zeros(n, dtype=bool)
     srt = np.sort(h)
-    repeated = np.unique(srt[1:][srt[1:] == srt[:-1]])
-    del srt
+    same = srt[1:] == srt[:-1]  # sorted position i+1 repeats position i
+    repeated = np.unique(srt[1:][same])
+    del srt  # the sorted values are not needed again: argsort gives the same order
     if not len(repeated):
         return np.zeros(n, dtype=bool)
     if len(repeated) <= n // 64:
         return pd.Series(h, copy=False).isin(repeated).to_numpy()
     del repeated
-    order = np.argsort(h)
-    srt = h[order]
-    same = srt[1:] == srt[:-1]
-    del srt
+    order = np.argsort(h)  # h[order] is the sorted array above, so ``same`` applies to it
     in_run = np.zeros(n, dtype=bool)
     in_run[1:] |= same
     in_run[:-1] |= same
