@@ -74,6 +74,18 @@ def test_rfm_table_id_dtypes_do_not_matter(orders, returns):
         assert list(map(str, t.index)) == list(base.index)
         assert t["monetary"].tolist() == base["monetary"].tolist()
         assert t.attrs["only_returns_ids"] == ["D"]
+        pd.testing.assert_frame_equal(t.set_axis(base.index), base)  # every column, every row
+        # ids first seen in reverse order: the table still follows the sorted ids
+        t_rev = rfm.rfm_table(o.iloc[::-1], r.iloc[::-1], analysis_date=DAY)
+        pd.testing.assert_frame_equal(t_rev.set_axis(base.index), base)
+        for same_day in ("merge", "separate"):
+            a = rfm.rfm_table(orders, returns, analysis_date=DAY, same_day=same_day)
+            b = rfm.rfm_table(o, r, analysis_date=DAY, same_day=same_day)
+            assert b["frequency"].tolist() == a["frequency"].tolist()
+        want = rfm.net_spend(orders, returns, start="2024-01-10", end="2024-01-31")
+        got = rfm.net_spend(o, r, start="2024-01-10", end="2024-01-31")
+        assert list(map(str, got.index)) == list(want.index)
+        assert got.tolist() == want.tolist()
 
 
 def test_rfm_table_same_day_separate(orders, returns):
