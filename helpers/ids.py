@@ -69,6 +69,17 @@ def _length(values: Any) -> int:
     return len(values)
 
 
+def _arrow_view(values: Any) -> pa.Array | pa.ChunkedArray:
+    """Strings as Arrow data for a lookup, without copying Arrow-backed input: chunked arrays stay
+    chunked and ``string`` stays ``string`` (``index_in`` accepts both and casts the value set),
+    so looking up a 50M-row id column does not copy it."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    if _is_arrow_string(values):
+        return pa.chunked_array(pd.Series(values, copy=False).array.__arrow_array__())
+    return as_arrow_strings(values)
+
+
 def positions(values: Any, lookup: Any) -> np.ndarray:
     """For each element of ``values``, its position in ``lookup`` (the first, if repeated), or -1
     when it is absent or missing. Returns an ``int64`` array as long as ``values``.
@@ -80,7 +91,9 @@ def positions(values: Any, lookup: Any) -> np.ndarray:
     if n == 0 or _length(lookup) == 0:
         return np.full(n, -1, dtype=np.int64)
     if _is_stringlike(values) and _is_stringlike(lookup):
-        vals, look = as_arrow_strings(values), as_arrow_strings(lookup)
+        vals, look = _arrow_view(values), _arrow_view(lookup)
+        if isinstance(look, pa.ChunkedArray):  # the value set must be one array (small side)
+            look = look.combine_chunks() if look.num_chunks != 1 else look.chunk(0)
         # index_in: first position of each value; null never matches when skip_nulls=True
         pos = pc.index_in(vals, value_set=look, skip_nulls=True)
         return np.asarray(pc.fill_null(pos, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
