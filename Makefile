@@ -38,7 +38,7 @@ help:
 	@echo "make lock             re-freeze requirements.lock and environment.yml from .venv"
 	@echo "make bench [SIZES=10k,100k,1m] [BENCH_ARGS='--data-root DIR --record']"
 	@echo "                      benchmark every chapter per size + default run + peers"
-	@echo "make bench-peers [BENCH_ARGS='--peer-size 100k']"
+	@echo "make bench-peers [BENCH_ARGS='--data 1m=DIR --peer-lines 1000000']"
 	@echo "                      only the peer comparison (lifetimes, mlxtend in $(PEER_VENV))"
 
 venv: $(STAMP)
