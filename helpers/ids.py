@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["isin", "positions", "as_arrow_strings"]
+__all__ = ["isin", "positions", "dictionary_codes", "as_arrow_strings"]
 
 
 def _is_arrow_string(values: Any) -> bool:
@@ -137,3 +137,29 @@ def _is_all_missing(values: Any) -> bool:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values.null_count == len(values)
     return bool(pd.isna(np.asarray(values, dtype=object)).all())
+
+
+def dictionary_codes(values: Any) -> tuple[np.ndarray, Any]:
+    """Integer code per row (-1 where missing) and the distinct values (an Arrow array for
+    Arrow strings, else a pandas Index), numbered in order of first appearance (as
+    ``pd.factorize(values, sort=False)``); a missing value gets -1, as in :func:`positions`.
+
+    Arrow-backed strings are dictionary-encoded by Arrow (one hash pass, no Python string
+    objects, no copy of the column); other dtypes go through ``pd.factorize``.
+    """
+    s = pd.Series(values, copy=False)
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        chunked = pa.chunked_array(s.array.__arrow_array__())
+        if chunked.num_chunks == 0 or len(chunked) == 0:
+            return np.zeros(0, dtype=np.int64), pa.array([], type=pa.string())
+        enc = pc.dictionary_encode(chunked)
+        # the hash state is shared across chunks: every chunk's indices point into the
+        # dictionary of the last chunk (each chunk's dictionary is a prefix of it)
+        dictionary = enc.chunk(enc.num_chunks - 1).dictionary
+        codes = np.concatenate([
+            np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False),
+                       dtype=np.int64) for c in enc.chunks])
+        return codes, dictionary
+    codes, uniques = pd.factorize(s, sort=False)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from helpers import ids
 
@@ -54,33 +53,6 @@ def last_complete_month(analysis_date) -> pd.Period:
     d = pd.Timestamp(analysis_date).normalize()
     m = d.to_period("M")
     return m if (d + pd.Timedelta(days=1)).month != d.month else m - 1
-
-
-def isin(values, lookup) -> np.ndarray:
-    """Compatibility alias of :func:`helpers.ids.isin` for modules that still import it from
-    here (``helpers.churn``), with this function's old rule kept: a missing value matches a
-    missing value in ``lookup``. New code should call :func:`helpers.ids.isin`."""
-    hit = ids.isin(values, lookup)
-    if len(hit) and len(lookup) and bool(pd.Series(lookup, copy=False).isna().any()):
-        hit |= np.asarray(pd.isna(pd.Series(values, copy=False)), dtype=bool)
-    return hit
-
-
-def concat_same_dtype(first: pd.Series, second: pd.Series) -> pd.Series:
-    """(Kept for ``helpers.churn``, which still imports it; not used here.) ``first`` then
-    ``second`` as one Series, ``second`` cast to the dtype of the longer one when
-    both hold strings (Arrow strings and Python objects mixed would hash every value as a Python
-    object, several times slower)."""
-    a, b = pd.Series(first, copy=False), pd.Series(second, copy=False)
-    if a.dtype != b.dtype and all(pd.api.types.is_string_dtype(x) for x in (a, b)):
-        try:
-            if len(a) >= len(b):
-                b = b.astype(a.dtype)
-            else:
-                a = a.astype(b.dtype)
-        except (TypeError, ValueError):  # e.g. non-string objects: factorize them as they are
-            pass
-    return pd.concat([a, b], ignore_index=True)
 
 
 def _month_number(ts: pd.Series) -> np.ndarray:
@@ -255,32 +227,6 @@ def flag_anomalous_days(orders: pd.DataFrame, *, analysis_date, column: str = "a
 FUNNEL_STEPS = ("view", "cart", "purchase")
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, list]:
-    """Integer code per row (-1 where missing) and the distinct values (an Arrow array for
-    Arrow strings, else a pandas Index), numbered in order of first appearance (as
-    ``pd.factorize(values, sort=False)``).
-
-    Arrow-backed strings are dictionary-encoded by Arrow (one hash pass, no Python string
-    objects, no copy of the column); other dtypes go through ``pd.factorize``.
-    """
-    s = pd.Series(values, copy=False)
-    dtype = s.dtype
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        chunked = pa.chunked_array(s.array.__arrow_array__())
-        if chunked.num_chunks == 0 or len(chunked) == 0:
-            return np.zeros(0, dtype=np.int64), pa.array([], type=pa.string())
-        enc = pc.dictionary_encode(chunked)
-        # the hash state is shared across chunks: every chunk's indices point into the
-        # dictionary of the last chunk (each chunk's dictionary is a prefix of it)
-        dictionary = enc.chunk(enc.num_chunks - 1).dictionary
-        codes = np.concatenate([
-            np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False),
-                       dtype=np.int64) for c in enc.chunks])
-        return codes, dictionary
-    codes, uniques = pd.factorize(s, sort=False)
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
-
-
 def _ts_int(ts: pd.Series) -> np.ndarray:
     """Timestamps as int64 in their own unit (naive or tz-aware; order-preserving)."""
     return np.asarray(pd.Series(ts, copy=False).array.asi8, dtype=np.int64)
@@ -321,7 +267,7 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
     keep = np.asarray(ts < _end_of_day(analysis_date), dtype=bool)
     if start is not None:
         keep &= np.asarray(ts >= pd.Timestamp(start), dtype=bool)
-    tcode, tuniq = _codes(events["event_type"])
+    tcode, tuniq = ids.dictionary_codes(events["event_type"])
     tuniq = tuniq.to_pylist() if isinstance(tuniq, pa.Array) else list(tuniq)
     step_of = np.full(len(tuniq) + 1, -1, dtype=np.int8)  # event-type code -> funnel step
     for i, t in enumerate(tuniq):
@@ -335,7 +281,7 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
     step = step[rows]
     scode = None
     if "session_id" in events:
-        scode = _codes(events["session_id"])[0][rows]
+        scode = ids.dictionary_codes(events["session_id"])[0][rows]
         if len(scode) and (scode < 0).any():
             scode = None
     if scode is not None:
@@ -345,7 +291,7 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
         if "customer_id" not in events:
             raise ValueError("events: session_table needs customer_id when session_id is absent "
                              "or has missing values (sessions are then customer-days)")
-        cust, cuniq = _codes(events["customer_id"])
+        cust, cuniq = ids.dictionary_codes(events["customer_id"])
         cust = cust[rows]
         cust[cust < 0] = len(cuniq)  # missing id: a customer of its own
         tsr = ts.iloc[rows]

@@ -35,7 +35,7 @@ from sklearn.metrics import (adjusted_rand_score, calinski_harabasz_score, davie
 from sklearn.mixture import GaussianMixture
 
 from helpers.ids import positions
-from helpers.lifecycle import _codes as _dictionary_codes
+from helpers.ids import dictionary_codes as _dictionary_codes
 
 # --------------------------------------------------------------------------------------------
 # Tag dictionary

@@ -80,3 +80,26 @@ def test_as_arrow_strings_keeps_missing_values():
     assert arr.type == pa.large_string() and arr.to_pylist() == ["a", None]
     arr = ids.as_arrow_strings(pd.Series(["a", None], dtype=ARROW))
     assert arr.to_pylist() == ["a", None]
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: pd.Series(x, dtype=object),
+    lambda x: pd.Series(pd.array(x, dtype=ARROW)),
+    # several Arrow chunks: the codes of every chunk must refer to one dictionary
+    lambda x: pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([x[:3], x[3:5], x[5:]]))),
+])
+def test_dictionary_codes_number_values_by_first_appearance(make):
+    values = ["b", "a", None, "b", "c", "a", None, "d"]
+    codes, uniques = ids.dictionary_codes(make(values))
+    ref_codes, ref_uniques = pd.factorize(pd.Series(values, dtype=object), sort=False)
+    assert codes.dtype == np.int64
+    np.testing.assert_array_equal(codes, ref_codes)  # -1 where missing
+    uniq = uniques.to_pylist() if isinstance(uniques, pa.Array) else list(uniques)
+    assert uniq == list(ref_uniques) == ["b", "a", "c", "d"]
+
+
+def test_dictionary_codes_of_numbers_and_empty_input():
+    codes, uniques = ids.dictionary_codes(pd.Series([7, 3, 7]))
+    assert codes.tolist() == [0, 1, 0] and list(uniques) == [7, 3]
+    codes, _ = ids.dictionary_codes(pd.Series([], dtype=ARROW))
+    assert codes.tolist() == [] and codes.dtype == np.int64

@@ -10,7 +10,7 @@ first touches it (:class:`LazyTables`). The frames read back are equal to a fres
 and indexes included (``tests/test_data_cache.py`` checks it).
 
 The key hashes everything that can change the result: the cache format, the loader's code
-(``helpers/data/*.py`` and ``helpers/contract.py``), the pandas/pyarrow/numpy versions, the
+(``helpers/data/*.py``, ``helpers/contract.py`` and ``helpers/ids.py``), the pandas/pyarrow/numpy versions, the
 ``dataset.yaml`` path and bytes, each source file's resolved path, size and modification time
 (ns), the ``rules`` passed to ``load_dataset``, a keyed digest of the privacy salt when customer
 ids are pseudonymized (HMAC of a constant; never the salt), and today's date when the dataset
@@ -110,10 +110,11 @@ def _int_env(name: str, default: int) -> int:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """SHA-256 of the loader's source files (``helpers/data/*.py``, ``helpers/contract.py``)."""
+    """SHA-256 of the loader's source files (``helpers/data/*.py``, ``helpers/contract.py`` and
+    ``helpers/ids.py``, whose lookups the checks use)."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for p in sorted(here.glob("*.py")) + [here.parent / "contract.py"]:
+    for p in sorted(here.glob("*.py")) + [here.parent / "contract.py", here.parent / "ids.py"]:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 
