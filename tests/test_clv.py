@@ -294,14 +294,21 @@ def test_truth_holdout_purchases(synthetic):
     assert ((g["predicted"] / g["actual"] - 1).abs() <= 0.15).all(), g
 
 
-def test_clv_interval_methods_agree():
-    """The delta-method interval and the simulation (draws) interval estimate the same thing."""
-    x, tx, T = _simulate_bgnbd({"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}, 2000, 40.0, seed=5)
+def _fitted_clv_inputs(n: int, seed: int, spend_seed: int):
+    """BG/NBD and Gamma-Gamma fitted on ``n`` simulated customers with gamma-distributed spend,
+    and their summary table (frequency, recency, T, monetary_value)."""
+    x, tx, T = _simulate_bgnbd({"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}, n, 40.0, seed=seed)
     bg = clv.BetaGeoModel().fit(x, tx, T)
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(spend_seed)
     m = np.where(x > 0, rng.gamma(6.0, 30 / 6.0, len(x)), 0.0)
     gg = clv.GammaGammaModel().fit(x, m)
     summ = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    return bg, gg, summ
+
+
+def test_clv_interval_methods_agree():
+    """The delta-method interval and the simulation (draws) interval estimate the same thing."""
+    bg, gg, summ = _fitted_clv_inputs(2000, seed=5, spend_seed=2)
     kw = dict(horizon=6, discount_rate=0.1, margin=0.3, time_unit="W", level=0.9)
     d = clv.clv_intervals(bg, gg, summ, method="delta", **kw)
     s = clv.clv_intervals(bg, gg, summ, method="draws", n_draws=400, seed=1, **kw)
@@ -453,12 +460,8 @@ def test_clv_intervals_per_customer_do_not_depend_on_the_other_customers():
     """CLV and its interval are per customer: customers sharing (x, t_x, T) are evaluated once
     and expanded, so each row must equal the result for that customer alone, and customers
     with the same pattern but different spend must differ only through the spend."""
-    x, tx, T = _simulate_bgnbd({"r": 0.8, "alpha": 5.0, "a": 1.2, "b": 3.0}, 600, 40.0, seed=7)
-    bg = clv.BetaGeoModel().fit(x, tx, T)
-    rng = np.random.default_rng(3)
-    m = np.where(x > 0, rng.gamma(6.0, 30 / 6.0, len(x)), 0.0)
-    gg = clv.GammaGammaModel().fit(x, m)
-    summ = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    bg, gg, summ = _fitted_clv_inputs(600, seed=7, spend_seed=3)
+    x, m = summ["frequency"].to_numpy(), summ["monetary_value"].to_numpy()
     # duplicate customer 0's pattern with another spend (a repeat customer)
     i = int(np.flatnonzero(x > 0)[0])
     summ = pd.concat([summ, summ.iloc[[i]].assign(monetary_value=m[i] * 2)], ignore_index=True)
