@@ -121,13 +121,19 @@ def test_big_tables_are_read_on_first_access(synthetic_small, cache_env, monkeyp
     assert ds.events is events  # read once, then kept
 
 
+def cached_load_with_events_file_gone(folder, cache_dir, monkeypatch):
+    """(cached load whose lazy events file was deleted after loading, fresh load)."""
+    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
+    fresh = load_dataset(folder, cache=False)
+    load_dataset(folder)
+    ds = load_dataset(folder)
+    (entries(cache_dir)[0] / "tables" / "events.parquet").unlink()
+    return ds, fresh
+
+
 def test_a_lazy_table_whose_file_vanished_is_validated_again(synthetic_small, cache_env,
                                                              monkeypatch):
-    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
-    fresh = load_dataset(synthetic_small, cache=False)
-    load_dataset(synthetic_small)
-    ds = load_dataset(synthetic_small)
-    (entries(cache_env)[0] / "tables" / "events.parquet").unlink()
+    ds, fresh = cached_load_with_events_file_gone(synthetic_small, cache_env, monkeypatch)
     pd.testing.assert_frame_equal(ds.events, fresh.events)
 
 

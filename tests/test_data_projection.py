@@ -14,6 +14,7 @@ from helpers.data import load_dataset
 from helpers.data import cache as dcache
 
 from test_data_cache import cache_env, entries, synthetic_small  # noqa: F401 - fixtures
+from test_data_cache import cached_load_with_events_file_gone
 
 EVENT_COLS = ["event_type", "customer_id", "event_ts"]  # not in file order on purpose
 
@@ -66,11 +67,7 @@ def test_read_from_the_cache_reads_only_the_asked_columns(synthetic_small, cache
 
 def test_read_of_a_vanished_cache_file_validates_again(synthetic_small, cache_env,
                                                        monkeypatch):
-    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
-    fresh = load_dataset(synthetic_small, cache=False)
-    load_dataset(synthetic_small)
-    ds = load_dataset(synthetic_small)
-    (entries(cache_env)[0] / "tables" / "events.parquet").unlink()
+    ds, fresh = cached_load_with_events_file_gone(synthetic_small, cache_env, monkeypatch)
     pd.testing.assert_frame_equal(ds.read("events", columns=EVENT_COLS),
                                   fresh.events[EVENT_COLS])
 
