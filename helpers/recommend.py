@@ -101,13 +101,6 @@ def _unique_sorted(keys: np.ndarray) -> np.ndarray:
     return k[np.concatenate([[True], k[1:] != k[:-1]])] if len(k) else k
 
 
-def _positions(values, index: pd.Index) -> np.ndarray:
-    """Position of each value in ``index`` (``-1`` if absent): ``index.get_indexer(values)`` for
-    a unique index, via :func:`helpers.ids.positions` (Arrow) for string ids."""
-    if _arrow_ids(values) is not None and len(index) and _arrow_ids(index) is not None:
-        return ids.positions(values, index)
-    return np.asarray(index.get_indexer(pd.Index(values)), dtype=np.int64)
-
 # --------------------------------------------------------------------------------------------
 # protocol
 
@@ -218,7 +211,7 @@ class Interactions:
 
     def rows(self, customer_ids: Sequence[str] | pd.Index) -> np.ndarray:
         """Row positions of customers (``-1`` for customers without history)."""
-        return _positions(pd.Index(customer_ids), self.users)
+        return ids.positions(pd.Index(customer_ids), self.users)
 
 
 def interaction_matrix(purch: pd.DataFrame, users: pd.Index | None = None,
@@ -232,11 +225,11 @@ def interaction_matrix(purch: pd.DataFrame, users: pd.Index | None = None,
     if users is None:
         r, users = _sorted_codes(purch["customer_id"], "customer_id")
     else:
-        r = _positions(purch["customer_id"], users)
+        r = ids.positions(purch["customer_id"], users)
     if items is None:
         c, items = _sorted_codes(purch["product_id"], "product_id")
     else:
-        c = _positions(purch["product_id"], items)
+        c = ids.positions(purch["product_id"], items)
     keep = (r >= 0) & (c >= 0)
     m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (r[keep], c[keep])),
                       shape=(len(users), len(items)))
@@ -256,17 +249,17 @@ def relevance_lists(test: pd.DataFrame, inter: Interactions, customer_ids: Seque
     removed (the task is then "what will they buy that they have not bought yet").
     """
     n_items = len(inter.items)
-    pos = _positions(test["product_id"], inter.items)
+    pos = ids.positions(test["product_id"], inter.items)
     unknown = np.flatnonzero(pos < 0)
     if len(unknown):  # products new in the test window: positions after the known ones
         new_prod = test["product_id"].take(unknown)
-        pos[unknown] = n_items + _positions(new_prod, _sorted_unique(new_prod))
+        pos[unknown] = n_items + ids.positions(new_prod, _sorted_unique(new_prod))
     want = pd.Index(customer_ids)
-    code = _positions(test["customer_id"], want)  # which output list each test purchase joins
+    code = ids.positions(test["customer_id"], want)  # which output list each test purchase joins
     ok = np.flatnonzero(code >= 0)
     code, pos = code[ok], pos[ok]
     if exclude_seen:
-        r = _positions(test["customer_id"].take(ok), inter.users)
+        r = ids.positions(test["customer_id"].take(ok), inter.users)
         seen = (r >= 0) & (pos < n_items)
         if seen.any():
             seen[seen] = _stored(inter.matrix, r[seen], pos[seen])
@@ -620,7 +613,7 @@ class SegmentPopularity(Recommender):
         if not self.segment_of.index.is_unique:
             raise ValueError("segment_of has repeated customer ids: "
                              f"{list(self.segment_of.index[self.segment_of.index.duplicated()][:3])}")
-        pos = _positions(customer_ids, self.segment_of.index)
+        pos = ids.positions(customer_ids, self.segment_of.index)
         vals = self.segment_of.to_numpy(dtype=object)
         seg = pd.Series(np.where(pos >= 0, vals[np.maximum(pos, 0)] if len(vals) else None, None),
                         index=customer_ids, dtype=object)
@@ -1241,7 +1234,7 @@ def basket_matrix(purch: pd.DataFrame, items: pd.Index | None = None
     if items is None:
         c, items = _sorted_codes(purch["product_id"], "product_id")
     else:
-        c = _positions(purch["product_id"], items)
+        c = ids.positions(purch["product_id"], items)
     ok = c >= 0
     b = sp.csr_matrix((np.ones(int(ok.sum()), dtype=np.float32), (r[ok], c[ok])),
                       shape=(len(orders), len(items)))
