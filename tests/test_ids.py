@@ -103,3 +103,94 @@ def test_dictionary_codes_of_numbers_and_empty_input():
     assert codes.tolist() == [0, 1, 0] and list(uniques) == [7, 3]
     codes, _ = ids.dictionary_codes(pd.Series([], dtype=ARROW))
     assert codes.tolist() == [] and codes.dtype == np.int64
+
+
+# -- dictionary-encoded columns (Dataset.read(..., dictionary=[...])) ----------------------------
+def _dictionary_variants(values: list) -> list:
+    """The same strings as dictionary-encoded columns of several shapes: encoded by
+    ``dictionary_encoded``; split into chunks with *different* dictionaries; and with a
+    dictionary in reverse order (codes not in order of first appearance)."""
+    enc = ids.dictionary_encoded(pd.Series(values, dtype=ARROW))
+    half = len(values) // 2
+    split = pa.chunked_array([pa.array(values[:half]).dictionary_encode(),
+                              pa.array(values[half:]).dictionary_encode()])
+    distinct = sorted({v for v in values if v is not None}, reverse=True)
+    rev = pa.DictionaryArray.from_arrays(
+        pa.array([None if v is None else distinct.index(v) for v in values], type=pa.int32()),
+        pa.array(distinct, type=pa.string()))
+    return [enc, pd.Series(pd.arrays.ArrowExtensionArray(split)),
+            pd.Series(pd.arrays.ArrowExtensionArray(pa.chunked_array([rev])))]
+
+
+def test_dictionary_encoded_keeps_values_and_leaves_other_dtypes_alone():
+    values = ["c2", None, "c9", "c1", "c2", "c1"]
+    enc = ids.dictionary_encoded(pd.Series(values, dtype=ARROW, name="customer_id"))
+    assert ids.is_dictionary(enc) and enc.name == "customer_id"
+    assert enc.astype(object).where(enc.notna(), None).tolist() == values
+    assert enc.isna().tolist() == [v is None for v in values]
+    nums = pd.Series([3, 1, 3])
+    assert not ids.is_dictionary(ids.dictionary_encoded(nums))
+    assert ids.dictionary_encoded(nums).tolist() == [3, 1, 3]
+    assert ids.dictionary_encoded(enc) is enc
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_dictionary_columns_give_the_same_answers_as_plain_strings(variant):
+    rng = np.random.default_rng(variant)
+    values = [None if rng.random() < 0.1 else f"c{int(rng.integers(0, 40))}"
+              for _ in range(500)]
+    lookup = [f"c{i}" for i in rng.permutation(60)[:30]] + ["c1", None]
+    plain = pd.Series(values, dtype=ARROW)
+    col = _dictionary_variants(values)[variant]
+    assert ids.positions(col, lookup).tolist() == _reference_positions(values, lookup)
+    assert ids.isin(col, lookup).tolist() == ids.isin(plain, lookup).tolist()
+    # a dictionary column as the lookup is read as its values
+    assert ids.positions(pd.Series(lookup, dtype=ARROW), col).tolist() == \
+        _reference_positions(lookup, values)
+    codes, uniq = ids.dictionary_codes(col)
+    ref_codes, ref_uniq = pd.factorize(pd.Series(values, dtype=object))
+    assert codes.tolist() == ref_codes.tolist()
+    assert uniq.to_pylist() == list(ref_uniq)
+    scodes, suniq = ids.sorted_codes(col)
+    ref_codes, ref_uniq = pd.factorize(pd.Series(values, dtype=object), sort=True)
+    assert scodes.tolist() == ref_codes.tolist()
+    assert suniq.to_pylist() == list(ref_uniq)
+    assert ids.as_arrow_strings(col).to_pylist() == values
+
+
+def test_filtered_dictionary_column_is_renumbered_by_first_appearance():
+    enc = ids.dictionary_encoded(pd.Series(["a", "b", "c", "b", "a"], dtype=ARROW))
+    sub = enc.iloc[[2, 3, 2]]  # keeps the full dictionary; "c" now comes first
+    codes, uniq = ids.dictionary_codes(sub)
+    assert codes.tolist() == [0, 1, 0] and uniq.to_pylist() == ["c", "b"]
+    head = enc.iloc[:2]  # first-appearance order holds; unused values are dropped
+    codes, uniq = ids.dictionary_codes(head)
+    assert codes.tolist() == [0, 1] and uniq.to_pylist() == ["a", "b"]
+
+
+def test_first_appearance_codes_match_factorize():
+    rng = np.random.default_rng(3)
+    for codes in (rng.integers(-1, 50, 1000), np.arange(10), np.array([4, 4, -1, 2, 4, 0])):
+        want = pd.factorize(np.where(codes < 0, np.nan, codes))[0]
+        assert ids.first_appearance_codes(codes).tolist() == want.tolist()
+    assert ids.first_appearance_codes(np.zeros(0, dtype=np.int64)).tolist() == []
+
+
+def test_sorted_codes_of_numbers_match_factorize_sort():
+    values = pd.Series([30, 10, np.nan, 20, 10])
+    codes, uniq = ids.sorted_codes(values)
+    ref_codes, ref_uniq = pd.factorize(values, sort=True)
+    assert codes.tolist() == ref_codes.tolist() and list(uniq) == list(ref_uniq)
+
+
+def test_first_appearance_check_agrees_with_factorize_across_blocks():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        codes = rng.integers(-1, 6, n)
+        if rng.random() < 0.5:  # make many of them valid first-appearance sequences
+            codes = pd.factorize(np.where(codes < 0, np.nan, codes))[0]
+        valid = codes[codes >= 0]
+        want = bool(np.array_equal(valid, pd.factorize(valid)[0]))
+        for block in (1, 3, 7, 1 << 20):
+            assert ids._in_first_appearance_order(np.asarray(codes), block=block) == want

@@ -46,6 +46,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -56,12 +57,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helpers import ids
+
 from helpers.contract import TABLES
 
 from .config import DatasetConfig
 
 #: Bump when the layout of an entry changes.
-FORMAT_VERSION = 2  # 2: missing.parquet (missing values per table and column)
+FORMAT_VERSION = 3  # 2: missing.parquet; 3: dictionary-coded id columns (CODED_COLUMNS)
 CACHE_ENV = "HANDBOOK_CACHE"
 CACHE_DIR_ENV = "HANDBOOK_CACHE_DIR"
 CACHE_MIN_BYTES_ENV = "HANDBOOK_CACHE_MIN_BYTES"
@@ -79,6 +82,12 @@ ALLOWED_COLUMNS = frozenset({c for t in TABLES.values() for c in t.column_names}
                             | {"reason", "cancellation_id"})
 _DICTIONARY_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns
                                 if c.kind in ("category", "bool"))
+#: Id columns of big tables that are also stored dictionary-encoded (``tables/<table>.<column>
+#: .arrow``: int32 codes and the distinct values in order of first appearance, one Arrow IPC
+#: file), so ``read(..., dictionary=[...])`` returns them without hashing tens of millions of
+#: strings: the chapters that use the events (01, 02, 04) work on integer codes of the customer
+#: and session ids, and encoding 50M ids costs ~10 s per column each time.
+CODED_COLUMNS: dict[str, tuple[str, ...]] = {"events": ("customer_id", "session_id")}
 _SMALL_FRAMES = {"quality": ("table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"),
                  "issues": ("table", "column", "rule", "action", "n_rows", "examples"),
                  "missing": ("table", "column", "rows", "missing")}
@@ -191,7 +200,7 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
                  rows: Mapping[str, int],
                  fallback: Callable[[], Mapping[str, pd.DataFrame]] | None = None,
                  columns: Mapping[str, Sequence[str]] | None = None,
-                 column_loaders: Mapping[str, Callable[[Sequence[str]], pd.DataFrame]]
+                 column_loaders: Mapping[str, Callable[[Sequence[str], Sequence[str]], pd.DataFrame]]
                  | None = None):
         self._loaders = dict(loaders)
         self._rows = dict(rows)
@@ -232,27 +241,32 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
             return list(self._columns[name])
         return [str(c) for c in self[name].columns]
 
-    def read(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(self, name: str, columns: Sequence[str] | None = None,
+             dictionary: Sequence[str] = ()) -> pd.DataFrame:
         """Table ``name`` with only ``columns`` (in that order; ``None``: all, as ``self[name]``).
 
         A table already in memory is selected from; otherwise only those columns are read from
         the cache file, and the result is *not* kept (each call reads again; keep the frame you
-        get). Same dtypes and index as the full table. Unknown names raise (see
-        :func:`select_columns`).
+        get). Same dtypes and index as the full table, except the string columns named in
+        ``dictionary``, which come back dictionary-encoded (:func:`helpers.ids.dictionary_encoded`;
+        from the stored codes when the entry has them, see :data:`CODED_COLUMNS`). Unknown names
+        raise (see :func:`select_columns`).
         """
         if name not in self._loaders:
             raise KeyError(name)
-        if columns is None:
+        if columns is None and not dictionary:
             return self[name]
-        wanted = check_columns(name, self.column_names(name), columns)
+        wanted = check_columns(name, self.column_names(name),
+                               self.column_names(name) if columns is None else columns)
+        coded = check_dictionary(name, wanted, dictionary)
         if name in self._frames or name not in self._column_loaders:
-            return select_columns(name, self[name], wanted)
+            return encode_columns(select_columns(name, self[name], wanted), coded)
         try:
-            return self._column_loaders[name](wanted)
+            return self._column_loaders[name](wanted, coded)
         except Exception:  # noqa: BLE001 - a cache file removed or damaged under us
             if self._fallback is None:
                 raise
-            return select_columns(name, self._fresh_tables()[name], wanted)
+            return encode_columns(select_columns(name, self._fresh_tables()[name], wanted), coded)
 
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
         self._frames[name] = df
@@ -310,6 +324,30 @@ def check_columns(table: str, available: Sequence[str], columns: Sequence[str]) 
     return wanted
 
 
+def check_dictionary(table: str, columns: Sequence[str], dictionary: Sequence[str]) -> list[str]:
+    """``dictionary`` (columns to return dictionary-encoded) as a list, each one of ``columns``
+    (a ``ValueError`` names the others)."""
+    if isinstance(dictionary, str):
+        raise TypeError(f"dictionary columns of {table!r}: give a list of names, "
+                        f"not the string {dictionary!r}")
+    coded = [str(c) for c in dictionary]
+    other = [c for c in coded if c not in columns]
+    if other:
+        raise ValueError(f"dictionary: {', '.join(map(repr, other))} of table {table!r} "
+                         f"is not among the columns read ({', '.join(columns)})")
+    return coded
+
+
+def encode_columns(df: pd.DataFrame, coded: Sequence[str]) -> pd.DataFrame:
+    """``df`` with its string columns in ``coded`` dictionary-encoded (others unchanged)."""
+    if not coded:
+        return df
+    df = df.copy(deep=False)
+    for c in coded:
+        df[c] = ids.dictionary_encoded(df[c])
+    return df
+
+
 def select_columns(table: str, df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """``df[columns]`` (a new frame; checked with :func:`check_columns`)."""
     wanted = check_columns(table, [str(c) for c in df.columns], columns)
@@ -335,6 +373,8 @@ def _dtype_tag(dtype: Any) -> str:
 
 
 def _types_mapper(t: pa.DataType) -> object | None:
+    if pa.types.is_dictionary(t):  # a column read with ``read_dictionary``: kept encoded
+        return pd.ArrowDtype(t)
     return _STRING if pa.types.is_string(t) or pa.types.is_large_string(t) else None
 
 
@@ -352,20 +392,69 @@ def _write_frame(df: pd.DataFrame, path: Path, check_columns: bool) -> dict[str,
 
 
 def _read_frame(path: Path, info: Mapping[str, Any],
-                columns: Sequence[str] | None = None) -> pd.DataFrame:
-    tbl = pq.read_table(path, columns=None if columns is None else list(columns))
+                columns: Sequence[str] | None = None,
+                dictionary: Sequence[str] = ()) -> pd.DataFrame:
+    """A stored frame (only ``columns``, in that order); the ``dictionary`` columns (stored
+    with dictionary pages) are read dictionary-encoded, without building their strings."""
+    tbl = pq.read_table(path, columns=None if columns is None else list(columns),
+                        read_dictionary=list(dictionary) or None)
     df = tbl.to_pandas(types_mapper=_types_mapper)
     dtypes = info["dtypes"]
     if columns is not None:
         dtypes = {c: dtypes[c] for c in columns}
+    dtypes = {c: ("dictionary" if c in dictionary else t) for c, t in dtypes.items()}
     for c, tag in dtypes.items():
         if tag == "object" and df[c].dtype != object:
             df[c] = tbl.column(c).to_pandas().to_numpy()
-    got = {str(c): _dtype_tag(df[c].dtype) for c in df.columns}
+    got = {str(c): "dictionary" if c in dictionary and ids.is_dictionary(df[c])
+           else _dtype_tag(df[c].dtype) for c in df.columns}
     if got != dtypes or len(df) != info["rows"]:
         raise ValueError(f"{path.name}: read back {got} ({len(df)} rows), stored {dtypes} "
                          f"({info['rows']} rows)")
     return df
+
+
+def _coded_file(table: str, column: str) -> str:
+    return f"{table}.{column}.arrow"
+
+
+def _write_coded(df: pd.DataFrame, table: str, folder: Path) -> dict[str, str]:
+    """Store the :data:`CODED_COLUMNS` of ``table`` that hold strings as dictionary arrays
+    (Arrow IPC, one dictionary for the whole column); returns column -> file name."""
+    out: dict[str, str] = {}
+    for c in CODED_COLUMNS.get(table, ()):
+        if c not in df.columns or not isinstance(df[c].dtype, pd.StringDtype):
+            continue
+        enc = pa.chunked_array(ids.dictionary_encoded(df[c]).array.__arrow_array__())
+        name = _coded_file(table, c)
+        with pa.ipc.new_file(folder / name, pa.schema([(c, enc.type)])) as writer:
+            writer.write_table(pa.table({c: enc}))
+        out[c] = name
+    return out
+
+
+def _read_coded(path: Path, column: str, rows: int) -> pd.Series:
+    with pa.OSFile(str(path), "rb") as f:
+        col = pa.ipc.open_file(f).read_all().column(0)
+    if len(col) != rows or not pa.types.is_dictionary(col.type):
+        raise ValueError(f"{path.name}: {len(col)} rows of {col.type}, expected {rows} codes")
+    return pd.Series(pd.arrays.ArrowExtensionArray(col), name=column, copy=False)
+
+
+def _read_columns(path: Path, info: Mapping[str, Any], columns: Sequence[str],
+                  coded: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of a stored table; those in ``coded`` dictionary-encoded, from their stored
+    codes where the entry has them (no Parquet read of those strings)."""
+    stored = info.get("coded", {})
+    from_codes = [c for c in coded if c in stored]
+    # codes (category columns) kept in Parquet's dictionary pages: read without the strings
+    paged = [c for c in coded if c not in stored and c in _DICTIONARY_COLUMNS
+             and info["dtypes"].get(c) == "string[pyarrow]"]
+    df = _read_frame(path, info, [c for c in columns if c not in from_codes], paged)
+    for c in sorted(from_codes, key=list(columns).index):  # inserted in place: no frame copy
+        df.insert(list(columns).index(c), c, _read_coded(path.parent / stored[c], c,
+                                                         int(info["rows"])))
+    return encode_columns(df, [c for c in coded if c not in from_codes and c not in paged])
 
 
 def _entry_name(name: str, key: str) -> str:
@@ -403,7 +492,7 @@ class Store:
             set_aside = {t: _read_frame(self.path / "set_aside" / f"{t}.parquet", info)
                          for t, info in meta["set_aside"].items()}
             loaders: dict[str, Callable[[], pd.DataFrame]] = {}
-            column_loaders: dict[str, Callable[[Sequence[str]], pd.DataFrame]] = {}
+            column_loaders: dict[str, Callable[[Sequence[str], Sequence[str]], pd.DataFrame]] = {}
             rows: dict[str, int] = {}
             columns: dict[str, list[str]] = {}
             for t, info in meta["tables"].items():
@@ -414,7 +503,8 @@ class Store:
                 columns[t] = list(info["dtypes"])
                 if rows[t] >= LAZY_MIN_ROWS:
                     loaders[t] = (lambda p=path, i=info: _read_frame(p, i))
-                    column_loaders[t] = (lambda cols, p=path, i=info: _read_frame(p, i, cols))
+                    column_loaders[t] = (lambda cols, coded, p=path, i=info:
+                                         _read_columns(p, i, cols, coded))
                 else:
                     df = _read_frame(path, info)
                     loaders[t] = (lambda d=df: d)
@@ -444,8 +534,16 @@ class Store:
                                     "tables": {}, "set_aside": {}}
             for n in _SMALL_FRAMES:
                 meta["frames"][n] = _write_frame(getattr(parts, n), tmp / f"{n}.parquet", False)
-            for t, df in parts.tables.items():
-                meta["tables"][t] = _write_frame(df, tmp / "tables" / f"{t}.parquet", True)
+            # the coded id columns are encoded on a second thread while the tables are written
+            # (Arrow's hashing and Parquet's encoding both release the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                coded = {t: pool.submit(_write_coded, df, t, tmp / "tables")
+                         for t, df in parts.tables.items()
+                         if t in CODED_COLUMNS and len(df) >= LAZY_MIN_ROWS}
+                for t, df in parts.tables.items():
+                    meta["tables"][t] = _write_frame(df, tmp / "tables" / f"{t}.parquet", True)
+                for t, job in coded.items():
+                    meta["tables"][t]["coded"] = job.result()
             for t, df in parts.set_aside.items():
                 meta["set_aside"][t] = _write_frame(df, tmp / "set_aside" / f"{t}.parquet", True)
             if inputs_note:
@@ -527,7 +625,7 @@ def clear() -> int:
     return n
 
 
-__all__ = ["CACHE_ENV", "CACHE_DIR_ENV", "CACHE_MIN_BYTES_ENV", "CACHE_MAX_ENTRIES_ENV",
+__all__ = ["CODED_COLUMNS", "CACHE_ENV", "CACHE_DIR_ENV", "CACHE_MIN_BYTES_ENV", "CACHE_MAX_ENTRIES_ENV",
            "LAZY_MIN_ROWS", "LazyTables", "Parts", "Store", "cache_dir", "cache_key", "check_columns",
-           "clear", "select_columns",
+           "check_dictionary", "clear", "encode_columns", "select_columns",
            "code_version", "enabled", "key_inputs", "privacy_digest", "prune"]

@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.contract import CAPABILITIES, TABLES
 
 from . import cache as _cache
-from .cache import LazyTables, Parts, select_columns
+from .cache import LazyTables, Parts, check_dictionary, encode_columns, select_columns
 from .config import DatasetConfig, parse_config, resolve
 from .errors import DataContractError
 from .formats import Builder
@@ -89,7 +89,8 @@ class Dataset:
     experiments = property(lambda self: self._get("experiments"))
     surveys = property(lambda self: self._get("surveys"))
 
-    def read(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(self, table: str, columns: Sequence[str] | None = None,
+             dictionary: Sequence[str] = ()) -> pd.DataFrame:
         """Table ``table`` with only ``columns`` (in the order given; ``None``: all columns).
 
         Use it for big tables a chapter needs a few columns of, e.g.
@@ -100,14 +101,24 @@ class Dataset:
         selected from. The result equals ``ds.tables[table][columns]``: same dtypes, same
         ``RangeIndex``. Raises ``KeyError`` when the dataset has no table ``table`` and
         ``ValueError`` naming the table and the unknown column(s) (with the table's columns).
+
+        ``dictionary``: string columns (among ``columns``) to return dictionary-encoded
+        (``pd.ArrowDtype`` dictionary, the distinct values in order of first appearance; equal
+        values, other dtypes unchanged). ``helpers.ids`` then works on their integer codes; for
+        the id columns of :data:`helpers.data.cache.CODED_COLUMNS` (the events' customer and
+        session ids) a cached dataset reads stored codes instead of hashing the strings again.
         """
         if table not in self.tables:
             have = ", ".join(self.tables) or "none"
             raise KeyError(f"dataset {self.name!r} has no table {table!r} (tables: {have})")
         if isinstance(self.tables, LazyTables):
-            return self.tables.read(table, columns)
+            return self.tables.read(table, columns, dictionary)
         df = self.tables[table]
-        return df if columns is None else select_columns(table, df, columns)
+        if columns is None and not dictionary:
+            return df
+        wanted = [str(c) for c in df.columns] if columns is None else columns
+        df = select_columns(table, df, wanted)
+        return encode_columns(df, check_dictionary(table, list(df.columns), dictionary))
 
     def columns(self, table: str) -> list[str]:
         """The column names of ``table`` without reading a lazy table from the cache."""
