@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from helpers.ids import isin, positions
+from helpers.ids import dictionary_codes, isin, positions, sorted_codes
 
 DAY = pd.Timedelta(days=1)
 _DAY_NS = DAY.value
@@ -83,9 +83,12 @@ def _memo(kind: str, table: pd.DataFrame, build: Callable[[pd.DataFrame], Any]) 
 
 def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of ``values`` numbered in sorted order of the distinct values (-1 =
-    missing) and the distinct values as an object array: sorting codes sorts the values."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+    missing) and the distinct values as an object array: sorting codes sorts the values (as
+    ``pd.factorize(values, sort=True)``; a dictionary-encoded column costs no hashing)."""
+    codes, uniques = sorted_codes(values)
+    if isinstance(uniques, pa.Array):
+        uniques = uniques.to_numpy(zero_copy_only=False)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,34 @@ def encode_events(events: pd.DataFrame) -> EventCodes:
                          f"{list(events.columns)}")
     cust, customers = _sorted_codes(events["customer_id"])
     ts = events["event_ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    # only views and add-to-cart are counted: two comparisons instead of hashing every type
-    etype = np.zeros(len(events), dtype=np.int8)
-    for code, name in ((1, "view"), (2, "cart")):
-        etype[events["event_type"].eq(name).fillna(False).to_numpy(dtype=bool)] = code
+    # only views and add-to-cart are counted (other and missing types: 0), via the type codes
+    tcode, tuniq = dictionary_codes(events["event_type"])
+    names = tuniq.to_pylist() if isinstance(tuniq, pa.Array) else list(tuniq)
+    lut = np.zeros(len(names) + 1, dtype=np.int8)  # the last slot: code -1 (missing)
+    for i, t in enumerate(names):
+        lut[i] = {"view": 1, "cart": 2}.get(t, 0) if isinstance(t, str) else 0
+    etype = lut[tcode]
+    del tcode
     session, n_sessions = None, 0
     if "session_id" in events.columns:
-        session, sess_uniq = pd.factorize(events["session_id"])
+        session, sess_uniq = dictionary_codes(events["session_id"])
         n_sessions = len(sess_uniq)
         session = session.astype(np.int32 if n_sessions < 2**31 - 1 else np.int64)
     return EventCodes(customers=customers, cust=cust.astype(np.int32), ts=ts,
                       etype=etype, type_code={"view": 1, "cart": 2},
                       session=session, n_sessions=n_sessions,
                       lookup=_lookup_values(customers))
+
+
+def events_from(ds: Any) -> EventCodes | None:
+    """:func:`encode_events` of a loaded dataset's events (``None`` without events): only
+    :data:`EVENT_COLUMNS` are read, the ids dictionary-encoded (``ds.read(..., dictionary=)``:
+    from a cached dataset, stored codes instead of hashing tens of millions of strings)."""
+    if not ds.has("events"):
+        return None
+    cols = [c for c in EVENT_COLUMNS if c in ds.columns("events")]
+    return encode_events(ds.read("events", columns=cols, dictionary=[
+        c for c in ("customer_id", "session_id", "event_type") if c in cols]))
 
 
 def _event_codes(events: pd.DataFrame | EventCodes) -> EventCodes:
@@ -625,12 +643,14 @@ def bootstrap_auc_ci(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series, n
     _, group = np.unique(s, return_inverse=True)  # tie groups of the score, in increasing order
     group = group.ravel()
     n_groups = int(group.max()) + 1 if n else 0
+    # one cell per (tie group, class): a resample is one gather and one count of its cells
+    cell = group.astype(np.int64) * 2 + y
+    cell = cell.astype(np.int32) if 2 * n_groups < 2**31 else cell
     out = []
     for _ in range(int(n_boot)):
         i = rng.integers(0, n, n)
-        yy, gg = y[i], group[i]
-        pos = np.bincount(gg[yy], minlength=n_groups).astype(float)
-        neg = np.bincount(gg[~yy], minlength=n_groups).astype(float)
+        counts = np.bincount(cell[i], minlength=2 * n_groups).reshape(n_groups, 2)
+        neg, pos = counts[:, 0].astype(float), counts[:, 1].astype(float)
         n1, n0 = pos.sum(), neg.sum()
         if n1 == 0 or n0 == 0:
             continue
@@ -1255,5 +1275,5 @@ __all__ = [
     "oracle_churn_probability", "qini_coefficient", "qini_curve", "reason_codes",
     "recommend_action", "rfm_segments", "risk_value_matrix", "select_budget", "split_at",
     "t_learner_uplift", "time_to_next_purchase", "top_share_stats", "value_band",
-    "encode_events", "visit_starts",
+    "encode_events", "events_from", "visit_starts",
 ]

@@ -232,20 +232,6 @@ def _ts_int(ts: pd.Series) -> np.ndarray:
     return np.asarray(pd.Series(ts, copy=False).array.asi8, dtype=np.int64)
 
 
-def _first_appearance_codes(codes: np.ndarray) -> np.ndarray:
-    """Renumber non-negative integer ``codes`` 0, 1, ... in order of first appearance (as
-    ``pd.factorize(codes)[0]``), with two linear passes instead of a hash table."""
-    m = len(codes)
-    if m == 0:
-        return np.zeros(0, dtype=np.int64)
-    first = np.full(int(codes.max()) + 1, m, dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(m, dtype=np.int64))
-    is_first = first[codes] == np.arange(m, dtype=np.int64)
-    new = np.full(len(first), -1, dtype=np.int64)
-    new[codes[is_first]] = np.arange(int(is_first.sum()), dtype=np.int64)
-    return new[codes]
-
-
 #: Events columns :func:`session_table` may use (``customer_id`` only for customer-day sessions).
 SESSION_COLUMNS = ("event_ts", "event_type", "session_id", "channel", "device", "customer_id")
 
@@ -285,7 +271,7 @@ def session_table(events: pd.DataFrame, *, analysis_date, start=None) -> pd.Data
         if len(scode) and (scode < 0).any():
             scode = None
     if scode is not None:
-        codes = _first_appearance_codes(scode)
+        codes = ids.first_appearance_codes(scode)
         del scode
     else:  # a customer-day: integer pairs, numbered in order of first appearance
         if "customer_id" not in events:
@@ -333,9 +319,12 @@ def session_table_from(ds, *, analysis_date, start=None) -> pd.DataFrame | None:
         return None
     have = ds.columns("events")
     cols = [c for c in SESSION_COLUMNS if c in have and c != "customer_id"]
-    ev = ds.read("events", columns=cols)
+    # ids dictionary-encoded: only their integer codes are used (no string hashing)
+    ev = ds.read("events", columns=cols,
+                 dictionary=[c for c in ("session_id", "event_type") if c in cols])
     if ("session_id" not in ev or ev["session_id"].isna().any()) and "customer_id" in have:
-        ev["customer_id"] = ds.read("events", columns=["customer_id"])["customer_id"]
+        ev["customer_id"] = ds.read("events", columns=["customer_id"],
+                                    dictionary=["customer_id"])["customer_id"]
     return session_table(ev, analysis_date=analysis_date, start=start)
 
 

@@ -404,7 +404,16 @@ def build_tags(orders: pd.DataFrame, analysis_date: str | pd.Timestamp, *,
     cp = np.concatenate([p for p, _ in day_pairs]).astype(np.int64)
     dd = np.concatenate([d for _, d in day_pairs])
     ok = cp >= 0
-    cust_day = pd.unique(cp[ok] * 1_000_000 + (dd[ok] - dd[ok].min() if ok.any() else 0))
+    key = cp[ok] * 1_000_000 + (dd[ok] - dd[ok].min() if ok.any() else 0)
+    del cp, dd, ok
+    if len(key) > 1:  # events of one visit share a key: drop repeats of the previous row first
+        keep = np.empty(len(key), dtype=bool)
+        keep[0] = True
+        np.not_equal(key[1:], key[:-1], out=keep[1:])
+        key = key[keep]
+        del keep
+    key.sort()  # distinct pairs by sorting: faster than a hash table at tens of millions
+    cust_day = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     out["days_active"] = np.bincount(cust_day // 1_000_000, minlength=N).astype(int)
 
     # ---- consumption
@@ -540,15 +549,18 @@ EVENT_COLUMNS = ("customer_id", "event_ts", "event_type", "session_id")
 
 def _events_for_tags(ds: object) -> pd.DataFrame | None:
     """The dataset's events with only :data:`EVENT_COLUMNS` (read column by column from the
-    dataset cache when the dataset can, ``ds.read``), or ``None`` without events."""
+    dataset cache when the dataset can, ``ds.read``; the customer and session ids
+    dictionary-encoded), or ``None`` without events."""
     read, columns = getattr(ds, "read", None), getattr(ds, "columns", None)
     if read is None or columns is None:  # a plain object holding tables
         ev = getattr(ds, "events", None)
         return ev if isinstance(ev, pd.DataFrame) and len(ev) else None
     if not ds.has("events"):
         return None
-    have = columns("events")
-    return read("events", columns=[c for c in EVENT_COLUMNS if c in have])
+    cols = [c for c in EVENT_COLUMNS if c in columns("events")]
+    # the ids dictionary-encoded: build_tags only needs their codes (no string hashing)
+    return read("events", columns=cols,
+                dictionary=[c for c in ("customer_id", "session_id", "event_type") if c in cols])
 
 
 # --------------------------------------------------------------------------------------------

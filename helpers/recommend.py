@@ -74,15 +74,10 @@ def _sorted_codes(values, name: str | None = None, uniques: bool = True
     if arr is None:
         uniq = pd.Index(np.sort(pd.Series(values).unique()), name=name)
         return np.asarray(uniq.get_indexer(pd.Index(values)), dtype=np.int64), uniq
-    enc = pc.dictionary_encode(arr)
-    order = np.asarray(pc.sort_indices(enc.dictionary), dtype=np.int64)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(arr) else np.zeros(0, np.int64)
+    codes, uniq = ids.sorted_codes(arr)
     if not uniques:
         return codes, None
-    uniq = enc.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False)
-    return codes, pd.Index(uniq, name=name, dtype=object)
+    return codes, pd.Index(uniq.to_numpy(zero_copy_only=False), name=name, dtype=object)
 
 
 def _sorted_unique(values, name: str | None = None) -> pd.Index:

@@ -497,6 +497,25 @@ def test_encoded_events_give_the_same_features_as_the_frame():
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     with pytest.raises(ValueError, match="events: missing column"):
         ch.encode_events(ev.drop(columns="event_type"))
+    # dictionary-encoded ids (as events_from reads them): the same codes, visits and features
+    from helpers.data.cache import encode_columns
+
+    coded = encode_columns(ev, ["customer_id", "session_id", "event_type"])
+    enc, enc_d = ch.encode_events(ev), ch.encode_events(coded)
+    for field in ("customers", "cust", "ts", "etype", "session"):
+        np.testing.assert_array_equal(getattr(enc, field), getattr(enc_d, field), err_msg=field)
+    assert enc.n_sessions == enc_d.n_sessions
+    pd.testing.assert_frame_equal(ch.visit_starts(enc), ch.visit_starts(enc_d))
+    pd.testing.assert_frame_equal(a, ch.build_features("2025-10-31", ids, o, events=coded),
+                                  check_exact=True)
+
+
+def test_events_from_reads_the_events_with_coded_ids(synthetic):
+    got, want = ch.events_from(synthetic), ch.encode_events(synthetic.events)
+    np.testing.assert_array_equal(got.customers, want.customers)
+    np.testing.assert_array_equal(got.cust, want.cust)
+    np.testing.assert_array_equal(got.session, want.session)
+    assert got.n_sessions == want.n_sessions > 1000
 
 
 def test_order_helpers_match_plain_pandas_on_random_data():

@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from helpers import lifecycle as lc  # noqa: E402
+from helpers.data.cache import encode_columns  # noqa: E402
 
 
 def _orders(rows):
@@ -282,7 +283,7 @@ class _FakeDataset:
     """The part of helpers.data.Dataset that session_table_from uses, recording the reads."""
 
     def __init__(self, events: pd.DataFrame):
-        self.events, self.reads = events, []
+        self.events, self.reads, self.coded = events, [], []
 
     def has(self, table: str) -> bool:
         return table == "events" and len(self.events) > 0
@@ -290,9 +291,10 @@ class _FakeDataset:
     def columns(self, table: str) -> list[str]:
         return list(self.events.columns)
 
-    def read(self, table: str, columns=None) -> pd.DataFrame:
+    def read(self, table: str, columns=None, dictionary=()) -> pd.DataFrame:
         self.reads.append(list(columns))
-        return self.events[list(columns)].copy()
+        self.coded.append(list(dictionary))
+        return encode_columns(self.events[list(columns)].copy(), dictionary)
 
 
 def test_session_table_from_reads_only_the_columns_it_uses():
@@ -300,9 +302,11 @@ def test_session_table_from_reads_only_the_columns_it_uses():
     fake = _FakeDataset(ev)
     st = lc.session_table_from(fake, analysis_date="2024-01-31")
     assert fake.reads == [["event_ts", "event_type", "session_id", "channel", "device"]]
+    assert fake.coded == [["session_id", "event_type"]]  # codes: the same table as from strings
     pd.testing.assert_frame_equal(st, lc.session_table(ev, analysis_date="2024-01-31"))
     # a missing session id: sessions become customer-days, so customer_id is read as well
     fake = _FakeDataset(ev.assign(session_id=[None, "s2", "s1", "s1", "s1", "s2"]))
     st = lc.session_table_from(fake, analysis_date="2024-01-31")
     assert fake.reads[-1] == ["customer_id"] and len(st) == 2  # u2 on 2 Jan, u1 on 1 Jan
+    assert fake.coded[-1] == ["customer_id"]
     assert lc.session_table_from(_FakeDataset(ev.iloc[:0]), analysis_date="2024-01-31") is None

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import helpers.portrait as hp
+from helpers.data.cache import encode_columns
 
 DATE = "2025-03-31"
 
@@ -512,16 +513,18 @@ class _ShopDataset:
     def columns(self, table: str) -> list[str]:
         return list(self._shop[table].columns)
 
-    def read(self, table: str, columns=None) -> pd.DataFrame:
-        self.reads.append((table, list(columns)))
-        return self._shop[table][list(columns)].copy()
+    def read(self, table: str, columns=None, dictionary=()) -> pd.DataFrame:
+        self.reads.append((table, list(columns), list(dictionary)))
+        return encode_columns(self._shop[table][list(columns)].copy(), dictionary)
 
 
 def test_build_tags_from_reads_only_the_event_columns_it_uses(shop):
     s = {**shop, "events": shop["events"].assign(product_id="p1", device="pc", channel="app")}
     fake = _ShopDataset(s)
     t = hp.build_tags_from(fake, DATE)
-    assert fake.reads == [("events", ["customer_id", "event_ts", "event_type", "session_id"])]
+    # the ids as dictionary codes: the same tags as from the plain strings
+    assert fake.reads == [("events", ["customer_id", "event_ts", "event_type", "session_id"],
+                           ["customer_id", "session_id", "event_type"])]
     pd.testing.assert_frame_equal(t, _tags(s, promo_calendar="cn"))
     assert t.loc["A", "visits"] == 2  # s1 and s2 (s9 is after the analysis date)
     # no customers table: browsers without orders (C) are customers too, read the same way

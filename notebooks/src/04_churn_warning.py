@@ -86,10 +86,7 @@ A = ctx.analysis_date
 currency = getattr(ds, "currency", "") or ""
 orders = ch.split_at(ds.orders, A)[0]  # nothing after the analysis date exists for this chapter
 returns = ds.returns if ds.has("returns") else None
-events = None  # behaviour events as integer codes: only the columns used, encoded once
-if ds.has("events"):
-    events = ch.encode_events(ds.read("events", columns=[
-        c for c in ch.EVENT_COLUMNS if c in ds.columns("events")]))
+events = ch.events_from(ds)  # behaviour events as integer codes (None without events)
 surveys = ds.surveys if ds.has("surveys") else None
 loyalty = ds.loyalty if ds.has("loyalty") else None
 W = ch.churn_windows(A, window_days)
