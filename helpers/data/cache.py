@@ -386,8 +386,10 @@ def _write_frame(df: pd.DataFrame, path: Path, check_columns: bool) -> dict[str,
     # Parquet dictionary pages for codes (few distinct values) only: building a dictionary of
     # ids or session keys costs writing time (a hash table per column chunk) and saves little
     dictionary = [str(c) for c in df.columns if c in _DICTIONARY_COLUMNS]
+    # no min/max statistics: the cache is always read whole-column (no filters), and computing
+    # them for tens of millions of strings is a quarter of the writing time
     pq.write_table(pa.Table.from_pandas(df, preserve_index=None), path,
-                   use_dictionary=dictionary if check_columns else True)
+                   use_dictionary=dictionary if check_columns else True, write_statistics=False)
     return {"rows": int(len(df)), "dtypes": {str(c): _dtype_tag(df[c].dtype) for c in df.columns}}
 
 
