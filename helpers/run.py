@@ -816,6 +816,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         run_status=INTERRUPTED))
                 raise
     except KeyboardInterrupt:
+        import logging
+
+        # a kernel killed by the same Ctrl-C can leave nbclient a finished task holding
+        # "DeadKernelError: Kernel died"; asyncio would print its traceback when the task is
+        # garbage-collected at exit. The interruption is reported below; keep stderr clean.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
         running = [s for s, r in results.items() if r.status == INTERRUPTED]
         where = f"chapter {running[0]}" if running else "the data check"
         print(f"\ninterrupted (Ctrl-C) during {where}; the run was stopped. Partial results "
