@@ -87,6 +87,11 @@ def test_unknown_names_are_clear_errors(synthetic_small, cache_env, monkeypatch,
         ds.read("events", columns=["customer_id", "evnt_type"])
     with pytest.raises(ValueError, match="listed more than once: customer_id"):
         ds.read("events", columns=["customer_id", "customer_id"])
+    with pytest.raises(ValueError, match=r"dictionary: 'session_id' of table 'events' is not "
+                                         r"among the columns read \(customer_id\)"):
+        ds.read("events", columns=["customer_id"], dictionary=["session_id"])
+    with pytest.raises(TypeError, match="list of names"):
+        ds.read("events", columns=["customer_id"], dictionary="customer_id")
     with pytest.raises(TypeError, match="list of names"):
         ds.read("events", columns="customer_id")
     del ds.tables["surveys"]
@@ -173,16 +178,3 @@ def test_damaged_stored_codes_fall_back_to_a_fresh_load(synthetic_small, cache_e
     got = ds.read("events", columns=["customer_id", "session_id"], dictionary=CODED)
     _check_coded(pd.concat([got, fresh.events[["event_type"]]], axis=1),
                  fresh.events[["customer_id", "session_id", "event_type"]])
-
-
-@pytest.mark.parametrize("cached", [False, True])
-def test_dictionary_names_must_be_read_columns(synthetic_small, cache_env, monkeypatch, cached):
-    monkeypatch.setattr(dcache, "LAZY_MIN_ROWS", 1000)
-    if cached:
-        load_dataset(synthetic_small)
-    ds = load_dataset(synthetic_small, cache=cached)
-    with pytest.raises(ValueError, match=r"dictionary: 'session_id' of table 'events' is not "
-                                         r"among the columns read \(customer_id\)"):
-        ds.read("events", columns=["customer_id"], dictionary=["session_id"])
-    with pytest.raises(TypeError, match="list of names"):
-        ds.read("events", columns=["customer_id"], dictionary="customer_id")
