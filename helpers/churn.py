@@ -118,6 +118,10 @@ class EventCodes:
         return self.n_rows
 
 
+#: :attr:`EventCodes.etype` of the event types that are counted (any other type: 0)
+_EVENT_TYPE_CODE = {"view": 1, "cart": 2}
+
+
 def encode_events(events: pd.DataFrame) -> EventCodes:
     """The events table (``customer_id``, ``event_ts``, ``event_type``, optional
     ``session_id``) as integer arrays, for :func:`build_features` and :func:`visit_starts`.
@@ -136,7 +140,7 @@ def encode_events(events: pd.DataFrame) -> EventCodes:
     names = tuniq.to_pylist() if isinstance(tuniq, pa.Array) else list(tuniq)
     lut = np.zeros(len(names) + 1, dtype=np.int8)  # the last slot: code -1 (missing)
     for i, t in enumerate(names):
-        lut[i] = {"view": 1, "cart": 2}.get(t, 0) if isinstance(t, str) else 0
+        lut[i] = _EVENT_TYPE_CODE.get(t, 0) if isinstance(t, str) else 0
     etype = lut[tcode]
     del tcode
     session, n_sessions = None, 0
@@ -145,7 +149,7 @@ def encode_events(events: pd.DataFrame) -> EventCodes:
         n_sessions = len(sess_uniq)
         session = session.astype(np.int32 if n_sessions < 2**31 - 1 else np.int64)
     return EventCodes(customers=customers, cust=cust.astype(np.int32), ts=ts,
-                      etype=etype, type_code={"view": 1, "cart": 2},
+                      etype=etype, type_code=dict(_EVENT_TYPE_CODE),
                       session=session, n_sessions=n_sessions,
                       lookup=_lookup_values(customers))
 

@@ -285,10 +285,10 @@ def dictionary_codes(values: Any) -> tuple[np.ndarray, Any]:
     dchunks = _dictionary_chunks(values)
     if dchunks is not None:
         codes, dictionary = _dictionary_parts(dchunks)
-        if _in_first_appearance_order(codes):
+        new = first_appearance_codes(codes)  # ``codes`` itself when already in that order
+        if new is codes:
             top = int(codes.max()) + 1 if len(codes) else 0
             return codes, dictionary.slice(0, top)
-        new = first_appearance_codes(codes)
         ok = codes >= 0
         order = np.full(int(new.max()) + 1 if ok.any() else 0, 0, dtype=np.int64)
         order[new[ok]] = codes[ok]

@@ -58,7 +58,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers import ids
-
 from helpers.contract import TABLES
 
 from .config import DatasetConfig
@@ -88,6 +87,8 @@ _DICTIONARY_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.colum
 #: strings: the chapters that use the events (01, 02, 04) work on integer codes of the customer
 #: and session ids, and encoding 50M ids costs ~10 s per column each time.
 CODED_COLUMNS: dict[str, tuple[str, ...]] = {"events": ("customer_id", "session_id")}
+#: Reads some columns of a stored table: ``(columns, dictionary columns) -> frame``.
+ColumnLoader = Callable[[Sequence[str], Sequence[str]], pd.DataFrame]
 _SMALL_FRAMES = {"quality": ("table", "rows_in", "rows_kept", "rows_repaired", "rows_set_aside"),
                  "issues": ("table", "column", "rule", "action", "n_rows", "examples"),
                  "missing": ("table", "column", "rows", "missing")}
@@ -200,8 +201,7 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
                  rows: Mapping[str, int],
                  fallback: Callable[[], Mapping[str, pd.DataFrame]] | None = None,
                  columns: Mapping[str, Sequence[str]] | None = None,
-                 column_loaders: Mapping[str, Callable[[Sequence[str], Sequence[str]], pd.DataFrame]]
-                 | None = None):
+                 column_loaders: Mapping[str, ColumnLoader] | None = None):
         self._loaders = dict(loaders)
         self._rows = dict(rows)
         self._columns = {k: list(v) for k, v in (columns or {}).items()}
@@ -254,19 +254,18 @@ class LazyTables(MutableMapping[str, pd.DataFrame]):
         """
         if name not in self._loaders:
             raise KeyError(name)
-        if columns is None and not dictionary:
-            return self[name]
+        if (columns is None and not dictionary) or name in self._frames \
+                or name not in self._column_loaders:
+            return project(name, self[name], columns, dictionary)
         wanted = check_columns(name, self.column_names(name),
                                self.column_names(name) if columns is None else columns)
         coded = check_dictionary(name, wanted, dictionary)
-        if name in self._frames or name not in self._column_loaders:
-            return encode_columns(select_columns(name, self[name], wanted), coded)
         try:
             return self._column_loaders[name](wanted, coded)
         except Exception:  # noqa: BLE001 - a cache file removed or damaged under us
             if self._fallback is None:
                 raise
-            return encode_columns(select_columns(name, self._fresh_tables()[name], wanted), coded)
+            return project(name, self._fresh_tables()[name], wanted, coded)
 
     def __setitem__(self, name: str, df: pd.DataFrame) -> None:
         self._frames[name] = df
@@ -346,6 +345,16 @@ def encode_columns(df: pd.DataFrame, coded: Sequence[str]) -> pd.DataFrame:
     for c in coded:
         df[c] = ids.dictionary_encoded(df[c])
     return df
+
+
+def project(table: str, df: pd.DataFrame, columns: Sequence[str] | None,
+            dictionary: Sequence[str] = ()) -> pd.DataFrame:
+    """``df`` itself (``columns`` None, no ``dictionary``), else ``df[columns]`` (all columns
+    for None) with the ``dictionary`` columns encoded: the in-memory side of ``read``."""
+    if columns is None and not dictionary:
+        return df
+    df = select_columns(table, df, [str(c) for c in df.columns] if columns is None else columns)
+    return encode_columns(df, check_dictionary(table, list(df.columns), dictionary))
 
 
 def select_columns(table: str, df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -494,7 +503,7 @@ class Store:
             set_aside = {t: _read_frame(self.path / "set_aside" / f"{t}.parquet", info)
                          for t, info in meta["set_aside"].items()}
             loaders: dict[str, Callable[[], pd.DataFrame]] = {}
-            column_loaders: dict[str, Callable[[Sequence[str], Sequence[str]], pd.DataFrame]] = {}
+            column_loaders: dict[str, ColumnLoader] = {}
             rows: dict[str, int] = {}
             columns: dict[str, list[str]] = {}
             for t, info in meta["tables"].items():
@@ -627,7 +636,8 @@ def clear() -> int:
     return n
 
 
-__all__ = ["CODED_COLUMNS", "CACHE_ENV", "CACHE_DIR_ENV", "CACHE_MIN_BYTES_ENV", "CACHE_MAX_ENTRIES_ENV",
+__all__ = ["CODED_COLUMNS", "CACHE_ENV", "CACHE_DIR_ENV",
+           "CACHE_MIN_BYTES_ENV", "CACHE_MAX_ENTRIES_ENV",
            "LAZY_MIN_ROWS", "LazyTables", "Parts", "Store", "cache_dir", "cache_key", "check_columns",
-           "check_dictionary", "clear", "encode_columns", "select_columns",
+           "check_dictionary", "clear", "encode_columns", "project", "select_columns",
            "code_version", "enabled", "key_inputs", "privacy_digest", "prune"]

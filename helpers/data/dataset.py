@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.contract import CAPABILITIES, TABLES
 
 from . import cache as _cache
-from .cache import LazyTables, Parts, check_dictionary, encode_columns, select_columns
+from .cache import LazyTables, Parts, project
 from .config import DatasetConfig, parse_config, resolve
 from .errors import DataContractError
 from .formats import Builder
@@ -113,12 +113,7 @@ class Dataset:
             raise KeyError(f"dataset {self.name!r} has no table {table!r} (tables: {have})")
         if isinstance(self.tables, LazyTables):
             return self.tables.read(table, columns, dictionary)
-        df = self.tables[table]
-        if columns is None and not dictionary:
-            return df
-        wanted = [str(c) for c in df.columns] if columns is None else columns
-        df = select_columns(table, df, wanted)
-        return encode_columns(df, check_dictionary(table, list(df.columns), dictionary))
+        return project(table, self.tables[table], columns, dictionary)
 
     def columns(self, table: str) -> list[str]:
         """The column names of ``table`` without reading a lazy table from the cache."""
